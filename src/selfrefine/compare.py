@@ -1,0 +1,185 @@
+"""``selfrefine compare``: the same separators trained on noisy, refined and clean labels, side by side.
+
+Queues one DVC experiment per label table (``dvc exp run --queue -S separate.labels=<name>``), runs the
+queue (``dvc exp run --run-all``: each experiment restores every stage it shares with the committed
+run from DVC's run cache, so only the separators and the evaluation rerun), reads the experiments'
+separation metrics back with ``dvc exp show --json``, and writes ``metrics/compare.json``,
+``metrics/compare.md`` and ``plots/compare.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from selfrefine import CLASSES
+from selfrefine.config import LABEL_TABLES
+from selfrefine.errors import UserError
+from selfrefine.outputs import write_json, write_text
+
+log = logging.getLogger(__name__)
+
+MODELS = ("demucs", "xumx")
+
+
+class DvcError(UserError):
+    """A dvc command failed; the message is its last line of output."""
+
+
+def _dvc(*args: str) -> str:
+    proc = subprocess.run(["dvc", *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        raise DvcError(f"dvc {' '.join(args)} failed: {lines[-1] if lines else f'exit code {proc.returncode}'}")
+    return proc.stdout
+
+
+def _find_experiment(node: Any, name: str) -> dict | None:
+    """The ``dvc exp show --json`` record of experiment ``name`` (searched recursively)."""
+    if isinstance(node, dict):
+        if node.get("name") == name and isinstance(node.get("data"), dict):
+            return node["data"]
+        children = node.values()
+    elif isinstance(node, list):
+        children = node
+    else:
+        return None
+    for child in children:
+        found = _find_experiment(child, name)
+        if found is not None:
+            return found
+    return None
+
+
+def _separation_metrics(data: dict, model: str) -> dict:
+    metrics = data.get("metrics", {}).get(f"metrics/separation/{model}.json", {})
+    if "data" not in metrics:
+        raise DvcError(f"the experiment wrote no metrics/separation/{model}.json; see `dvc queue logs`")
+    return metrics["data"]
+
+
+def gap_closed(noisy: float, refined: float, clean: float) -> float | None:
+    """Share of the noisy->clean SDR gap that refinement closes (None when there is no gap)."""
+    gap = clean - noisy
+    return (refined - noisy) / gap if gap > 1e-9 else None
+
+
+def comparison_table(results: dict[str, dict[str, dict]]) -> dict:
+    """Per model and label table: global SDR per source and its mean, museval median SDR mean, gap closed.
+
+    Args:
+        results: ``{labels: {model: metrics/separation/<model>.json content}}``.
+    """
+    table: dict[str, Any] = {"global_sdr": {}, "sdr": {}, "gap_closed": {}}
+    for model in MODELS:
+        table["global_sdr"][model] = {
+            labels: {**{c: r[model]["global_sdr"]["mean"][c] for c in CLASSES},
+                     "mean": r[model]["global_sdr"]["mean"]["mean_over_sources"]}
+            for labels, r in results.items()
+        }
+        table["sdr"][model] = {
+            labels: r[model]["sdr"]["median"]["mean_over_sources"] if r[model].get("sdr") else None
+            for labels, r in results.items()
+        }
+        g = table["global_sdr"][model]
+        if {"noisy", "clean"} <= set(g):
+            table["gap_closed"][model] = {
+                labels: gap_closed(g["noisy"]["mean"], g[labels]["mean"], g["clean"]["mean"])
+                for labels in g if labels not in ("noisy", "clean")
+            }
+    return table
+
+
+def markdown(table: dict) -> str:
+    """The comparison as a markdown table (global SDR in dB, mean over test songs)."""
+    lines = ["| model | labels | " + " | ".join(CLASSES) + " | mean | museval SDR | gap closed |",
+             "|---" * (len(CLASSES) + 5) + "|"]
+    for model, by_labels in table["global_sdr"].items():
+        for labels, row in by_labels.items():
+            closed = table["gap_closed"].get(model, {}).get(labels)
+            museval = table["sdr"][model][labels]
+            lines.append(
+                f"| {model} | {labels} | " + " | ".join(f"{row[c]:.2f}" for c in CLASSES)
+                + f" | **{row['mean']:.2f}** | {'' if museval is None else f'{museval:.2f}'} | "
+                + ("" if closed is None else f"{100 * closed:.0f} %") + " |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def method_summary(metrics_dir: Path = Path("metrics")) -> str:
+    """Classifier and refinement headline numbers of the committed run, as markdown (from metrics/)."""
+    lines = ["| round | classifier trained on | clean-test exact match | macro F1 | stems whose label set is right: trained on → refined |",
+             "|---|---|---|---|---|"]
+    for name in ("1", "2", "clean"):
+        classifier, refinement = metrics_dir / "classifier" / f"{name}.json", metrics_dir / "refine" / f"{name}.json"
+        if not (classifier.is_file() and refinement.is_file()):
+            continue
+        c, r = json.loads(classifier.read_text()), json.loads(refinement.read_text())
+        if "skipped" in c or "label_accuracy_refined" not in r:
+            continue
+        test = c["test_clean_mixtures"]
+        lines.append(f"| {name} | {c['trained_on']} | {100 * test['exact_match']:.1f} % | {test['macro_f1']:.3f} | "
+                     f"{100 * r['label_accuracy_input']:.1f} % → {100 * r['label_accuracy_refined']:.1f} % |")
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(readme: Path, text: str) -> None:
+    """Replace what stands between the README's results markers with ``text``."""
+    start, end = "<!-- results:start -->", "<!-- results:end -->"
+    content = readme.read_text()
+    if start not in content or end not in content:
+        raise UserError(f"{readme}: no '{start}' ... '{end}' markers to write the results between")
+    head, rest = content.split(start, 1)
+    write_text(readme, head + start + "\n" + text + rest[rest.index(end):])
+
+
+def results_section(table: dict) -> str:
+    """The README's results section: generated from the comparison and the committed metrics."""
+    parts = ["Produced by `selfrefine compare` (global SDR in dB, mean over the clean test songs; museval: median",
+             "over songs of the per-song median SDR, averaged over sources).", "", markdown(table)]
+    for model, closed in table["gap_closed"].items():
+        g = table["global_sdr"][model]
+        gap = g["clean"]["mean"] - g["noisy"]["mean"]
+        refined = ", ".join(f"{name} {100 * v:.0f} %" for name, v in closed.items() if v is not None)
+        parts.append(f"- **{model}**: noisy → clean gap {gap:.2f} dB; share of it closed: {refined}.")
+    parts += ["", f"The comparison took {table['seconds'] / 60:.1f} min on this machine. Classifier and label quality",
+              "of the committed run (`metrics/classifier/`, `metrics/refine/`):", "", method_summary()]
+    return "\n".join(parts)
+
+
+def run_comparison(labels: list[str], out_dir: Path = Path("metrics"), plot: Path = Path("plots/compare.png")) -> dict:
+    """Queue, run and tabulate one experiment per label table (see module docstring)."""
+    from selfrefine import plots
+
+    unknown = [name for name in labels if name not in LABEL_TABLES]
+    if unknown:
+        raise UserError(f"unknown label table '{unknown[0]}'; use any of {', '.join(LABEL_TABLES)}")
+    _dvc("queue", "remove", "--queued")  # leftovers of an interrupted comparison would run too
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    names = {name: f"compare-{name}-{stamp}" for name in labels}
+    for name, exp in names.items():
+        _dvc("exp", "run", "--queue", "-S", f"separate.labels={name}", "--name", exp)
+        log.info("compare: queued %s", exp)
+    began = time.perf_counter()
+    log.info("compare: running %d experiments (dvc exp run --run-all)", len(names))
+    _dvc("exp", "run", "--run-all", "-j", "1")
+    shown = json.loads(_dvc("exp", "show", "--json"))
+    results = {}
+    for name, exp in names.items():
+        data = _find_experiment(shown, exp)
+        if data is None:
+            raise DvcError(f"experiment {exp} did not finish; see `dvc queue logs {exp}`")
+        results[name] = {model: _separation_metrics(data, model) for model in MODELS}
+    table = comparison_table(results)
+    table["experiments"] = names
+    table["seconds"] = round(time.perf_counter() - began, 1)
+    write_json(out_dir / "compare.json", table)
+    write_text(out_dir / "compare.md", markdown(table))
+    update_readme(Path("README.md"), results_section(table))
+    plots.compare_bars(plot, table["global_sdr"])
+    log.info("compare: wrote %s and %s in %.0f s", out_dir / "compare.json", plot, table["seconds"])
+    return table

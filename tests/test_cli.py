@@ -1,0 +1,45 @@
+"""The `selfrefine` command and the stage scripts: help, and one-line errors with a non-zero exit."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from selfrefine.cli import app
+
+from conftest import ROOT
+
+STAGES = ["generate", "corrupt", "index", "classify", "refine", "train", "evaluate"]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_stage_script_has_help(stage: str) -> None:
+    proc = subprocess.run([sys.executable, f"stages/{stage}.py", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0 and "--params" in proc.stdout
+
+
+def test_bad_params_exit_1_with_one_line(tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text((ROOT / "params.yaml").read_text().replace("  rate: 0.3", "  rat: 0.3"))
+    result = CliRunner().invoke(app, ["corrupt", "--params", str(params)])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert lines == [f"error: {params}: noise.rat: unknown key; did you mean 'rate'?"]
+
+
+def test_bad_data_exit_1_without_partial_output(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    params = tmp_path / "params.yaml"
+    params.write_text((ROOT / "params.yaml").read_text().replace("root: data/generated", f"root: {tmp_path / 'nope'}"))
+    result = CliRunner().invoke(app, ["corrupt", "--params", str(params)])
+    assert result.exit_code == 1 and "no train split" in result.output
+    assert not (tmp_path / "data").exists() and not (tmp_path / "metrics").exists()
+
+
+def test_unknown_round_and_model(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["classify", "3", "--params", str(ROOT / "params.yaml")])
+    assert result.exit_code == 1 and "unknown round '3'" in result.output
+    result = CliRunner().invoke(app, ["train", "tasnet", "--params", str(ROOT / "params.yaml")])
+    assert result.exit_code == 1 and "unknown separator 'tasnet'" in result.output

@@ -1,0 +1,65 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from selfrefine.config import ParamsError, load_params, merge_into, parse_params
+
+from conftest import ROOT
+
+
+def _params() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_params_yaml_and_every_profile_validate() -> None:
+    params = load_params(ROOT / "params.yaml")
+    assert params.refine.threshold == 0.5 and params.separate.labels == "refined_2"
+    for profile in sorted((ROOT / "profiles").glob("*.yaml")):
+        parse_params(merge_into(_params(), yaml.safe_load(profile.read_text())), profile.name)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"refine": {"treshold": 0.5}}, "refine.treshold: unknown key; did you mean 'threshold'?"),
+        ({"noise": {"rate": 1.5}}, "noise.rate: 1.5 is out of range; expected in [0, 1]"),
+        ({"noise": {"rate": "high"}}, "noise.rate: expected float, got 'high'"),
+        ({"separate": {"labels": "refined"}}, "separate.labels: 'refined' is out of range; expected one of noisy"),
+        ({"refine": {"threshold": 1.2}}, "refine.threshold: 1.2 is out of range"),
+        ({"refine": {"threshold": "auto"}}, "refine.threshold: 'auto' is out of range"),
+        ({"demucs": {"model": {"chanels": 8}}}, "demucs.model.chanels: unknown key; did you mean 'channels'?"),
+        ({"xumx": {"model": {"segment": 2.0}}}, "xumx.model.segment: set by the pipeline"),
+        ({"classifier": {"model": {"n_mel": 32}}}, "classifier.model.n_mel: unknown key; did you mean 'n_mels'?"),
+        ({"audio": {"channels": 3}}, "audio.channels: 3 is out of range; expected 1 or 2"),
+        ({"noise": {"kinds": {"swap": 0, "merge": 0}}}, "noise.kinds: all weights are 0"),
+        ({"data": {"truth": False}}, "noise.rate: must be 0 when data.truth is false"),
+        ({"sed": 1}, "sed: unknown key; did you mean 'seed'?"),
+    ],
+)
+def test_bad_params_give_one_line_errors(override: dict, message: str) -> None:
+    with pytest.raises(ParamsError) as err:
+        parse_params(merge_into(_params(), override))
+    assert message in str(err.value), str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_ints_are_accepted_as_floats_and_missing_file_is_clear(tmp_path: Path) -> None:
+    params = parse_params(merge_into(_params(), {"noise": {"rate": 0}, "refine": {"threshold": 0.9}}))
+    assert params.noise.rate == 0.0 and params.refine.threshold == 0.9
+    with pytest.raises(ParamsError, match="not found"):
+        load_params(tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text("a: [")
+    with pytest.raises(ParamsError, match="invalid YAML"):
+        load_params(tmp_path / "params.yaml")
+
+
+@pytest.mark.parametrize(("value", "parsed"), [(0.9, 0.9), (0.5, 0.5), ("adaptive", "adaptive")])
+def test_threshold_parsing(value, parsed) -> None:
+    assert parse_params(merge_into(_params(), {"refine": {"threshold": value}})).refine.threshold == parsed
+
+
+@pytest.mark.parametrize("value", ["auto", 0, 1.0, -0.1, None, "0.5"])
+def test_bad_thresholds(value) -> None:
+    with pytest.raises(ParamsError, match="refine.threshold: .*(out of range|expected)"):
+        parse_params(merge_into(_params(), {"refine": {"threshold": value}}))

@@ -1,0 +1,83 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from selfrefine import CLASSES
+from selfrefine.audio import read_audio
+from selfrefine.errors import UserError
+from selfrefine.noise import Corruption, corrupt_dataset, plan_corruption
+from selfrefine.outputs import read_csv
+
+from conftest import RATE
+
+
+def test_plan_hits_the_rate_exactly_and_is_deterministic() -> None:
+    stems = [(f"s{i}", c) for i in range(100) for c in CLASSES]
+    plan = plan_corruption(stems, 0.3, {"swap": 1, "merge": 1, "silent": 0}, seed=3)
+    assert len(plan) == 120
+    assert plan == plan_corruption(stems, 0.3, {"swap": 1, "merge": 1, "silent": 0}, seed=3)
+    assert plan != plan_corruption(stems, 0.3, {"swap": 1, "merge": 1, "silent": 0}, seed=4)
+    kinds = [c.kind for c in plan.values()]
+    assert {"swap", "merge"} == set(kinds) and 40 < kinds.count("swap") < 80
+    assert all(c.other != label for (_, label), c in plan.items())
+
+
+def test_truth_of_each_kind() -> None:
+    assert Corruption("swap", "drums").truth("bass") == {"drums"}
+    assert Corruption("merge", "drums").truth("bass") == {"bass", "drums"}
+    assert Corruption("silent", None).truth("bass") == frozenset()
+
+
+@pytest.mark.parametrize("rate", [0.3, 0.5])
+def test_corrupted_files_really_hold_the_wrong_audio(dataset: Path, tmp_path: Path, rate: float) -> None:
+    out = tmp_path / "noisy"
+    summary = corrupt_dataset(dataset, out, rate, {"swap": 1, "merge": 1, "silent": 1}, 0, RATE, 1, True, True)
+    truth = read_csv(out / "truth.csv")
+    assert len(truth) == 16 and summary["stems"] == 16
+    assert abs(summary["rate"] - rate) <= 0.05
+    assert abs(sum(r["noise"] != "" for r in truth) / 16 - rate) <= 0.05
+    for row in truth:
+        song, label = row["song"], row["stem"]
+        noisy = read_audio(out / "train" / song / f"{label}.wav", RATE, 1)
+        clean = {c: read_audio(dataset / "train" / song / f"{c}.wav", RATE, 1) for c in CLASSES}
+        if row["noise"] == "":
+            np.testing.assert_array_equal(noisy, clean[label])
+            assert row["truth"] == label
+        elif row["noise"] == "swap":
+            (other,) = row["truth"].split("+")
+            assert other != label
+            np.testing.assert_array_equal(noisy, clean[other])
+        elif row["noise"] == "merge":
+            parts = row["truth"].split("+")
+            assert label in parts and len(parts) == 2
+            np.testing.assert_array_equal(noisy, clean[parts[0]] + clean[parts[1]])
+        else:
+            assert row["truth"] == "" and not noisy.any()
+    assert sorted(p.name for p in (dataset / "train").iterdir()) == sorted(p.name for p in (out / "train").iterdir())
+
+
+def test_source_audio_is_never_modified(dataset: Path, tmp_path: Path) -> None:
+    before = {p: p.read_bytes() for p in dataset.rglob("*.wav")}
+    corrupt_dataset(dataset, tmp_path / "noisy", 1.0, {"swap": 1, "merge": 1, "silent": 1}, 0, RATE, 1, True, True)
+    assert before == {p: p.read_bytes() for p in dataset.rglob("*.wav")}
+
+
+def test_unknown_truth_is_marked(dataset: Path, tmp_path: Path) -> None:
+    corrupt_dataset(dataset, tmp_path / "noisy", 0.0, {"swap": 1}, 0, RATE, 1, True, False)
+    assert {r["truth"] for r in read_csv(tmp_path / "noisy" / "truth.csv")} == {"?"}
+
+
+def test_a_missing_stem_is_never_corrupted_or_swapped_in(dataset: Path, tmp_path: Path) -> None:
+    (dataset / "train" / "train_0" / "vocals.wav").unlink()
+    summary = corrupt_dataset(dataset, tmp_path / "noisy", 1.0, {"swap": 1, "merge": 1}, 0, RATE, 1, True, True)
+    truth = read_csv(tmp_path / "noisy" / "truth.csv")
+    assert summary["stems"] == summary["corrupted"] == 15 == len(truth)
+    assert not any("vocals" in r["truth"] for r in truth if r["song"] == "train_0")
+    assert not (tmp_path / "noisy" / "train" / "train_0" / "vocals.wav").exists()
+
+
+def test_missing_train_split_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="no train split"):
+        corrupt_dataset(tmp_path, tmp_path / "noisy", 0.3, {"swap": 1}, 0, RATE, 1, True, True)
+    assert not (tmp_path / "noisy").exists()

@@ -115,3 +115,28 @@ def test_a_typo_in_a_param_fails_with_the_nearest_key(repo: Path) -> None:
     proc = _run(repo, "dvc", "exp", "run", "-S", "+refine.treshold=0.5", ok=False)
     assert proc.returncode != 0
     assert "refine.treshold: unknown key; did you mean 'threshold'?" in proc.stdout + proc.stderr
+
+
+def test_a_killed_training_stage_resumes_under_dvc_repro(repo: Path) -> None:
+    import signal
+    import time
+
+    import yaml
+
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["xumx"]["train"].update(steps=400, checkpoint_every=1)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    checkpoint = repo / "checkpoints" / "train_xumx.pt"
+    proc = subprocess.Popen([sys.executable, "stages/train.py", "xumx"], cwd=repo, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert checkpoint.exists(), "the run was killed after its first checkpoint"
+    resumed = _run(repo, "dvc", "repro", "train_xumx")
+    assert re.search(r"train-xumx: resuming from step [1-9]", resumed.stdout + resumed.stderr)
+    assert not checkpoint.exists()
+    assert json.loads((repo / "metrics/train/xumx.json").read_text())["val_loss"] > 0

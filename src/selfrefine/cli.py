@@ -140,11 +140,13 @@ def evaluate(params: ParamsOpt = Path("params.yaml")) -> None:
 @app.command()
 @_stage
 def compare(labels: Annotated[str, typer.Option(help="comma-separated label tables to compare")] =
-            "noisy,refined_2,refined_by_clean,clean") -> None:
-    """Queue one experiment per label table, run them, and write metrics/compare.{json,md} + a plot."""
+            "noisy,refined_2,refined_by_clean,clean",
+            stamp: Annotated[str | None, typer.Option(help="reuse an interrupted comparison's stamp")] = None) -> None:
+    """Queue one experiment per label table, run them, and write metrics/compare.{json,md}, a plot and the
+    README's results section."""
     from selfrefine.compare import run_comparison
 
-    run_comparison([s.strip() for s in labels.split(",") if s.strip()])
+    run_comparison([s.strip() for s in labels.split(",") if s.strip()], stamp)
 
 
 @app.command()

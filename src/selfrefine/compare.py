@@ -1,10 +1,10 @@
 """``selfrefine compare``: the same separators trained on noisy, refined and clean labels, side by side.
 
 Queues one DVC experiment per label table (``dvc exp run --queue -S separate.labels=<name>``), runs the
-queue (``dvc exp run --run-all``: each experiment restores every stage it shares with the committed
-run from DVC's run cache, so only the separators and the evaluation rerun), reads the experiments'
+queue (``dvc queue start``: each experiment restores every stage it shares with the committed run
+from DVC's run cache, so only the separators and the evaluation rerun), reads the experiments'
 separation metrics back with ``dvc exp show --json``, and writes ``metrics/compare.json``,
-``metrics/compare.md`` and ``plots/compare.png``.
+``metrics/compare.md``, ``plots/compare.png`` and the README's results section.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 import logging
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -146,40 +147,82 @@ def results_section(table: dict) -> str:
         gap = g["clean"]["mean"] - g["noisy"]["mean"]
         refined = ", ".join(f"{name} {100 * v:.0f} %" for name, v in closed.items() if v is not None)
         parts.append(f"- **{model}**: noisy → clean gap {gap:.2f} dB; share of it closed: {refined}.")
-    parts += ["", f"The comparison took {table['seconds'] / 60:.1f} min on this machine. Classifier and label quality",
-              "of the committed run (`metrics/classifier/`, `metrics/refine/`):", "", method_summary()]
+    batch = table["batch"]
+    parts += ["", f"The experiments were queued at {batch['queued']} and the last finished at {batch['last_finished']}",
+              f"({batch['minutes']} min for the batch). Classifier and label quality of the committed run",
+              "(`metrics/classifier/`, `metrics/refine/`; exact match on clean test mixtures at threshold 0.5):", "",
+              method_summary()]
     return "\n".join(parts)
 
 
-def run_comparison(labels: list[str], out_dir: Path = Path("metrics"), plot: Path = Path("plots/compare.png")) -> dict:
-    """Queue, run and tabulate one experiment per label table (see module docstring)."""
+def _queue_status(names: dict[str, str]) -> dict[str, str]:
+    """Status word (Queued, Running, Success, Failed, ...) of each of our experiments in ``dvc queue status``."""
+    lines = _dvc("queue", "status").splitlines()
+    return {name: line.split()[-1] for name, exp in names.items() for line in lines if exp in line.split()}
+
+
+def _results(names: dict[str, str]) -> tuple[dict[str, dict], dict[str, str]]:
+    """Separation metrics and finish times of those of our experiments that have finished (``dvc exp show``)."""
+    shown = json.loads(_dvc("exp", "show", "--json"))
+    results, finished = {}, {}
+    for name, exp in names.items():
+        data = _find_experiment(shown, exp)
+        if data is not None and all(f"metrics/separation/{m}.json" in data.get("metrics", {}) for m in MODELS):
+            results[name] = {model: _separation_metrics(data, model) for model in MODELS}
+            finished[name] = data.get("timestamp", "")
+    return results, finished
+
+
+def run_comparison(labels: list[str], stamp: str | None = None, out_dir: Path = Path("metrics"),
+                   plot: Path = Path("plots/compare.png"), poll_seconds: float = 15.0) -> dict:
+    """Queue, run and tabulate one experiment per label table (see module docstring).
+
+    Args:
+        labels: label tables to compare.
+        stamp: names the batch (``compare-<labels>-<stamp>``); reusing the stamp of an interrupted
+            comparison queues only the experiments that have not finished. Default: now.
+        out_dir: where compare.json / compare.md go.
+        plot: the bar chart.
+        poll_seconds: how often the queue is checked.
+    """
     from selfrefine import plots
 
     unknown = [name for name in labels if name not in LABEL_TABLES]
     if unknown:
         raise UserError(f"unknown label table '{unknown[0]}'; use any of {', '.join(LABEL_TABLES)}")
-    _dvc("queue", "remove", "--queued")  # leftovers of an interrupted comparison would run too
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
     names = {name: f"compare-{name}-{stamp}" for name in labels}
-    for name, exp in names.items():
-        _dvc("exp", "run", "--queue", "-S", f"separate.labels={name}", "--name", exp)
-        log.info("compare: queued %s", exp)
     began = time.perf_counter()
-    log.info("compare: running %d experiments (dvc exp run --run-all)", len(names))
-    _dvc("exp", "run", "--run-all", "-j", "1")
-    shown = json.loads(_dvc("exp", "show", "--json"))
-    results = {}
-    for name, exp in names.items():
-        data = _find_experiment(shown, exp)
-        if data is None:
-            raise DvcError(f"experiment {exp} did not finish; see `dvc queue logs {exp}`")
-        results[name] = {model: _separation_metrics(data, model) for model in MODELS}
-    table = comparison_table(results)
+    results, finished = _results(names)
+    pending = {name: exp for name, exp in names.items() if name not in results}
+    if pending:
+        status = _queue_status(pending)
+        for name, exp in pending.items():
+            if status.get(name) not in ("Queued", "Running"):
+                _dvc("exp", "run", "--queue", "-S", f"separate.labels={name}", "--name", exp)
+                log.info("compare: queued %s", exp)
+        _dvc("queue", "start", "-j", "1")
+        log.info("compare: running %d experiments in the DVC queue (`dvc queue status` shows them)", len(pending))
+    while len(results) < len(names):
+        time.sleep(poll_seconds)
+        status = _queue_status(pending)
+        failed = [names[n] for n, word in status.items() if word == "Failed"]
+        if failed:
+            raise DvcError(f"experiment {failed[0]} failed; see `dvc queue logs {failed[0]}`")
+        if any(word == "Queued" for word in status.values()) and "Running" not in status.values():
+            _dvc("queue", "start", "-j", "1")  # the worker can exit with work left in the queue
+        results, finished = _results(names)
+    table = comparison_table({name: results[name] for name in labels})
     table["experiments"] = names
-    table["seconds"] = round(time.perf_counter() - began, 1)
+    queued = datetime.strptime(stamp, "%Y%m%d-%H%M%S")
+    last = max(datetime.fromisoformat(t) for t in finished.values())
+    table["batch"] = {"queued": queued.isoformat(), "last_finished": last.isoformat(),
+                      "minutes": round((last - queued).total_seconds() / 60, 1)}
+    table["seconds_this_call"] = round(time.perf_counter() - began, 1)
     write_json(out_dir / "compare.json", table)
     write_text(out_dir / "compare.md", markdown(table))
     update_readme(Path("README.md"), results_section(table))
     plots.compare_bars(plot, table["global_sdr"])
-    log.info("compare: wrote %s and %s in %.0f s", out_dir / "compare.json", plot, table["seconds"])
+    log.info("compare: wrote %s, %s and the README's results (batch: %.1f min)", out_dir / "compare.json", plot,
+             table["batch"]["minutes"])
     return table

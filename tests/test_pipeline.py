@@ -84,6 +84,20 @@ def test_repro_builds_everything_then_reruns_nothing(repo: Path) -> None:
     _run(repo, "git", "commit", "-qm", "smoke run")
 
 
+def test_compare_queues_runs_and_tabulates_label_tables(repo: Path) -> None:
+    proc = _run(repo, "selfrefine", "compare", "--labels", "noisy,clean")
+    table = json.loads((repo / "metrics" / "compare.json").read_text())
+    for model in ("demucs", "xumx"):
+        assert set(table["global_sdr"][model]) == {"noisy", "clean"}
+        assert all(math.isfinite(v) for v in table["global_sdr"][model]["clean"].values())
+    assert "| xumx | clean |" in (repo / "metrics" / "compare.md").read_text()
+    readme = (repo / "README.md").read_text()
+    assert "| demucs | noisy |" in readme.split("<!-- results:start -->")[1].split("<!-- results:end -->")[0]
+    assert (repo / "plots" / "compare.png").stat().st_size > 1000
+    assert "compare: queued" in proc.stderr
+    _run(repo, "git", "checkout", "README.md")
+
+
 def test_threshold_experiment_reruns_only_the_refinement(repo: Path) -> None:
     before = _metrics(repo)
     proc = _run(repo, "dvc", "exp", "run", "-S", "refine.threshold=adaptive")

@@ -32,6 +32,17 @@ class DvcError(UserError):
 
 
 def _dvc(*args: str) -> str:
+    """Run a dvc command, return its output; a failure is a :class:`DvcError`.
+
+    ``dvc queue start`` forks a worker that outlives the command; its output goes to files, not to
+    our pipes, which would otherwise stay open until the worker exits.
+    """
+    if args[:2] == ("queue", "start"):
+        proc = subprocess.run(["dvc", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+        if proc.returncode != 0:
+            raise DvcError(f"dvc {' '.join(args)} failed with exit code {proc.returncode}")
+        return ""
     proc = subprocess.run(["dvc", *args], capture_output=True, text=True)
     if proc.returncode != 0:
         lines = (proc.stderr or proc.stdout).strip().splitlines()
@@ -162,8 +173,11 @@ def _queue_status(names: dict[str, str]) -> dict[str, str]:
 
 
 def _results(names: dict[str, str]) -> tuple[dict[str, dict], dict[str, str]]:
-    """Separation metrics and finish times of those of our experiments that have finished (``dvc exp show``)."""
-    shown = json.loads(_dvc("exp", "show", "--json"))
+    """Separation metrics and finish times of those of our experiments that have finished (``dvc exp show``).
+
+    All commits are searched: a comparison resumed after new commits still finds its experiments.
+    """
+    shown = json.loads(_dvc("exp", "show", "--json", "--all-commits"))
     results, finished = {}, {}
     for name, exp in names.items():
         data = _find_experiment(shown, exp)
@@ -215,7 +229,8 @@ def run_comparison(labels: list[str], stamp: str | None = None, out_dir: Path = 
     table = comparison_table({name: results[name] for name in labels})
     table["experiments"] = names
     queued = datetime.strptime(stamp, "%Y%m%d-%H%M%S")
-    last = max(datetime.fromisoformat(t) for t in finished.values())
+    stamps = [datetime.fromisoformat(t) for t in finished.values() if isinstance(t, str) and t]
+    last = max(stamps) if stamps else datetime.now()
     table["batch"] = {"queued": queued.isoformat(), "last_finished": last.isoformat(),
                       "minutes": round((last - queued).total_seconds() / 60, 1)}
     table["seconds_this_call"] = round(time.perf_counter() - began, 1)

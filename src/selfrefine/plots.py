@@ -134,5 +134,5 @@ def compare_bars(path: Path, table: dict[str, dict[str, dict[str, float]]]) -> N
         ax.set_title(model)
         ax.set_ylabel("global SDR (dB)")
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=len(labels), frameon=False)
     _save(fig, path)

@@ -173,7 +173,7 @@ def _queue_status(names: dict[str, str]) -> dict[str, str]:
 
 
 def _results(names: dict[str, str]) -> tuple[dict[str, dict], dict[str, str]]:
-    """Separation metrics and finish times of those of our experiments that have finished (``dvc exp show``).
+    """Separation metrics (and finish times, where DVC records them) of our finished experiments (``dvc exp show``).
 
     All commits are searched: a comparison resumed after new commits still finds its experiments.
     """
@@ -183,7 +183,8 @@ def _results(names: dict[str, str]) -> tuple[dict[str, dict], dict[str, str]]:
         data = _find_experiment(shown, exp)
         if data is not None and all(f"metrics/separation/{m}.json" in data.get("metrics", {}) for m in MODELS):
             results[name] = {model: _separation_metrics(data, model) for model in MODELS}
-            finished[name] = data.get("timestamp", "")
+            if data.get("timestamp"):
+                finished[name] = data["timestamp"]
     return results, finished
 
 
@@ -205,6 +206,10 @@ def run_comparison(labels: list[str], stamp: str | None = None, out_dir: Path = 
     if unknown:
         raise UserError(f"unknown label table '{unknown[0]}'; use any of {', '.join(LABEL_TABLES)}")
     stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
+    try:
+        queued = datetime.strptime(stamp, "%Y%m%d-%H%M%S")
+    except ValueError:
+        raise UserError(f"--stamp {stamp!r}: expected YYYYmmdd-HHMMSS, as in an earlier batch's experiment names") from None
     names = {name: f"compare-{name}-{stamp}" for name in labels}
     began = time.perf_counter()
     results, finished = _results(names)
@@ -228,9 +233,7 @@ def run_comparison(labels: list[str], stamp: str | None = None, out_dir: Path = 
         results, finished = _results(names)
     table = comparison_table({name: results[name] for name in labels})
     table["experiments"] = names
-    queued = datetime.strptime(stamp, "%Y%m%d-%H%M%S")
-    stamps = [datetime.fromisoformat(t) for t in finished.values() if isinstance(t, str) and t]
-    last = max(stamps) if stamps else datetime.now()
+    last = max(map(datetime.fromisoformat, finished.values()), default=datetime.now())
     table["batch"] = {"queued": queued.isoformat(), "last_finished": last.isoformat(),
                       "minutes": round((last - queued).total_seconds() / 60, 1)}
     table["seconds_this_call"] = round(time.perf_counter() - began, 1)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-stop set-up: installs everything into .venv (idempotent), then runs what you ask for.
 #   ./setup.sh repro   # install, then `dvc repro` the whole pipeline on the embedded default dataset
-#   ./setup.sh test    # install, then run the test suite
+#   ./setup.sh test    # install, then lint (ruff check, ruff format --check) and run the test suite
 #   ./setup.sh         # install only
 # Needs Python 3.11. Debian packages it needs (ffmpeg for museval, git for DVC, python3.11-venv) are
 # installed with apt-get when missing and we are root; otherwise it says what to install.
@@ -41,7 +41,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 
 case "${1:-}" in
   repro) shift; dvc repro "$@" ;;
-  test) shift; python -m pytest "$@" ;;
+  test) shift; ruff check . && ruff format --check . && python -m pytest "$@" ;;
   "") echo "setup: done; activate with 'source .venv/bin/activate'" ;;
   *) echo "usage: ./setup.sh [repro|test] [args...]" >&2; exit 2 ;;
 esac

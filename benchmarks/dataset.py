@@ -1,6 +1,6 @@
 """Benchmark: time and size of generating the embedded default dataset (params.yaml's `generate` block).
 
-    python benchmarks/dataset.py --out benchmarks/results/dataset.json
+python benchmarks/dataset.py --out benchmarks/results/dataset.json
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import machine_info
-
 from selfrefine.config import load_params
+from selfrefine.data.synth import generate_dataset
 from selfrefine.outputs import write_json
-from selfrefine.synth import generate_dataset
+
+from common import machine_info
 
 
 def main() -> None:
@@ -33,8 +33,13 @@ def main() -> None:
         size = sum(f.stat().st_size for f in files)
     songs = g.train_songs + g.test_songs
     report = {
-        "settings": {"train_songs": g.train_songs, "test_songs": g.test_songs, "seconds": g.seconds,
-                     "sample_rate": p.audio.sample_rate, "channels": p.audio.channels},
+        "settings": {
+            "train_songs": g.train_songs,
+            "test_songs": g.test_songs,
+            "seconds": g.seconds,
+            "sample_rate": p.audio.sample_rate,
+            "channels": p.audio.channels,
+        },
         "seconds_total": round(seconds, 3),
         "seconds_per_song": round(seconds / songs, 4),
         "files": len(files),

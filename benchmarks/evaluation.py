@@ -17,11 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from common import machine_info
 
 from selfrefine import CLASSES
-from selfrefine.metrics import bsseval_sdr, global_sdr, summarize_tracks
+from selfrefine.evaluation.metrics import bsseval_sdr, global_sdr, summarize_tracks
 from selfrefine.outputs import write_json
+
+from common import machine_info
 
 
 def make_song(

@@ -16,19 +16,20 @@ import time
 from pathlib import Path
 
 import torch
-from common import machine_info
 from torch import nn
 
-from selfrefine.audio import samples
-from selfrefine.classifier import InstrumentClassifier
 from selfrefine.config import load_params
-from selfrefine.data import LabelledStem, StemStore
-from selfrefine.mixing import LabelMixer, SourceMixer
-from selfrefine.models import SEPARATORS, build
+from selfrefine.data.audio import samples
+from selfrefine.data.labels import LabelledStem
+from selfrefine.data.mixing import LabelMixer, SourceMixer
+from selfrefine.data.stems import StemStore
+from selfrefine.data.synth import generate_dataset
+from selfrefine.models.registry import build, loss
 from selfrefine.outputs import write_json
 from selfrefine.refine import stem_probabilities
-from selfrefine.separators import LOSSES, build_pools, model_kwargs
-from selfrefine.synth import generate_dataset
+from selfrefine.training.separation import build_pools, model_kwargs
+
+from common import machine_info
 
 
 def seconds_per_step(model: nn.Module, source, loss_fn, batch_size: int, steps: int) -> float:
@@ -57,39 +58,66 @@ def main() -> None:
     p = load_params(args.params)
     sr, ch = p.audio.sample_rate, p.audio.channels
     torch.manual_seed(0)
-    report: dict = {"settings": {"steps": args.steps, "songs": args.songs, "sample_rate": sr, "channels": ch},
-                    "machine": machine_info(), "torch_threads": torch.get_num_threads()}
+    report: dict = {
+        "settings": {"steps": args.steps, "songs": args.songs, "sample_rate": sr, "channels": ch},
+        "machine": machine_info(),
+        "torch_threads": torch.get_num_threads(),
+    }
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         generate_dataset(root, args.songs, 0, p.generate.seconds, sr, ch, p.seed)
-        stems = [LabelledStem(s.name, c, str(s / f"{c}.wav"), frozenset({c}))
-                 for s in sorted((root / "train").iterdir()) for c in ("bass", "drums", "other", "vocals")]
+        stems = [
+            LabelledStem(s.name, c, str(s / f"{c}.wav"), frozenset({c}))
+            for s in sorted((root / "train").iterdir())
+            for c in ("bass", "drums", "other", "vocals")
+        ]
         store = StemStore([s.path for s in stems], sr, ch, p.data.silence_db)
 
         tp = p.classifier.train
-        classifier = InstrumentClassifier(**p.classifier.model, sample_rate=sr)
+        classifier = build("classifier", {**p.classifier.model, "sample_rate": sr})
         crop = samples(tp.crop_seconds, sr)
         bce = nn.BCEWithLogitsLoss()
-        s = seconds_per_step(classifier, LabelMixer(store, stems, crop, tp.max_stems, tp.gain_db, 0),
-                             lambda m, x, y: bce(m(x), y), tp.batch_size, args.steps)
-        report["classifier"] = {"seconds_per_step": round(s, 4), "batch_size": tp.batch_size,
-                                "parameters": sum(q.numel() for q in classifier.parameters()),
-                                "seconds_per_round": round(s * tp.steps, 1), "steps_per_round": tp.steps}
+        s = seconds_per_step(
+            classifier,
+            LabelMixer(store, stems, crop, tp.max_stems, tp.gain_db, 0),
+            lambda m, x, y: bce(m(x), y),
+            tp.batch_size,
+            args.steps,
+        )
+        report["classifier"] = {
+            "seconds_per_step": round(s, 4),
+            "batch_size": tp.batch_size,
+            "parameters": sum(q.numel() for q in classifier.parameters()),
+            "seconds_per_round": round(s * tp.steps, 1),
+            "steps_per_round": tp.steps,
+        }
         began = time.perf_counter()
         stem_probabilities(classifier.eval(), store, crop, samples(p.refine.hop_seconds, sr), p.refine.aggregate)
-        report["refine"] = {"stems": len(stems), "stems_per_second": round(len(stems) / (time.perf_counter() - began), 1)}
+        report["refine"] = {
+            "stems": len(stems),
+            "stems_per_second": round(len(stems) / (time.perf_counter() - began), 1),
+        }
 
-        pools = build_pools(stems, "single")
-        for name, klass in SEPARATORS.items():
-            block = getattr(p, name)
-            model = build(klass, model_kwargs(block.model, sr, ch, block.train.segment_seconds))
+        pools = build_pools(stems, "single", list(range(len(stems))))
+        for name in p.separate.models:
+            block = p.separators[name]
+            model = build(name, model_kwargs(block.model, sr, ch, block.train.segment_seconds))
             segment = samples(block.train.segment_seconds, sr)
-            s = seconds_per_step(model, SourceMixer(store, pools, segment, 0.0, 0, 0), LOSSES[name],
-                                 block.train.batch_size, args.steps)
-            report[name] = {"seconds_per_step": round(s, 4), "batch_size": block.train.batch_size,
-                            "segment_seconds": block.train.segment_seconds,
-                            "parameters": sum(q.numel() for q in model.parameters()),
-                            "seconds_per_run": round(s * block.train.steps, 1), "steps": block.train.steps}
+            s = seconds_per_step(
+                model,
+                SourceMixer(store, pools, segment, 0.0, 0, 0),
+                loss(name, block.train.loss),
+                block.train.batch_size,
+                args.steps,
+            )
+            report[name] = {
+                "seconds_per_step": round(s, 4),
+                "batch_size": block.train.batch_size,
+                "segment_seconds": block.train.segment_seconds,
+                "parameters": sum(q.numel() for q in model.parameters()),
+                "seconds_per_run": round(s * block.train.steps, 1),
+                "steps": block.train.steps,
+            }
     write_json(args.out, report)
     print({k: v for k, v in report.items() if k not in ("machine", "settings")})
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from selfrefine import CLASSES
-from selfrefine.audio import write_audio
+from selfrefine.data.audio import write_audio
 
 RATE = 8000
 TONES = {"bass": 110.0, "drums": 0.0, "other": 880.0, "vocals": 1760.0}

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from selfrefine.audio import AudioError, read_audio, rms_db, write_audio
+from selfrefine.data.audio import AudioError, read_audio, rms_db, write_audio
 
 
 def test_write_read_round_trip_is_exact(tmp_path: Path) -> None:

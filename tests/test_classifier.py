@@ -1,6 +1,7 @@
 import torch
 
-from selfrefine.classifier import InstrumentClassifier, predict
+from selfrefine import CLASSES
+from selfrefine.models.classifier import InstrumentClassifier, predict
 
 
 def test_classifier_shapes_for_mono_and_stereo() -> None:
@@ -28,3 +29,28 @@ def test_classifier_overfits_one_batch() -> None:
         optimizer.step()
         losses.append(float(loss.detach()))
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_mix_training_never_mixes_its_validation_songs(tmp_path) -> None:
+    from selfrefine.config import MixTrainParams
+    from selfrefine.data.audio import write_audio
+    from selfrefine.data.labels import LabelledStem, split_songs
+    from selfrefine.data.stems import StemStore
+    from selfrefine.training.mixtrain import MixTraining
+
+    from conftest import RATE, tone
+
+    stems = []
+    for s in range(10):
+        for c in CLASSES:
+            write_audio(tmp_path / f"{s}_{c}.wav", tone(c, seed=s), RATE)
+            stems.append(LabelledStem(f"song{s}", c, str(tmp_path / f"{s}_{c}.wav"), frozenset({c})))
+    store = StemStore([s.path for s in stems], RATE, 1, -60.0)
+    tp = MixTrainParams(crop_seconds=0.25, val_fraction=0.3, val_mixtures=8)
+    task = MixTraining(stems, store, {"n_mels": 16, "sample_rate": RATE}, tp, 0, "digest")
+    train_idx, val_idx = split_songs(stems, tp.val_fraction, 0)
+    assert sorted(task.source.usable.nonzero()[0]) == train_idx
+    mixed = set()
+    for _ in range(200):
+        mixed |= {stems[i].song for i in task.source.example()[2]}
+    assert mixed and not mixed & {stems[i].song for i in val_idx}

@@ -16,8 +16,10 @@ STAGES = ["generate", "corrupt", "index", "classify", "refine", "train", "evalua
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_every_stage_script_has_help(stage: str) -> None:
-    proc = subprocess.run([sys.executable, f"stages/{stage}.py", "--help"], cwd=ROOT, capture_output=True, text=True)
-    assert proc.returncode == 0 and "--params" in proc.stdout
+    proc = subprocess.run(
+        [sys.executable, "-m", f"selfrefine.stages.{stage}", "--help"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert proc.returncode == 0 and "--params" in proc.stdout and f"selfrefine.stages.{stage}" in proc.stdout
 
 
 def test_bad_params_exit_1_with_one_line(tmp_path: Path) -> None:
@@ -38,8 +40,26 @@ def test_bad_data_exit_1_without_partial_output(tmp_path: Path, monkeypatch) -> 
     assert not (tmp_path / "data").exists() and not (tmp_path / "metrics").exists()
 
 
-def test_unknown_round_and_model(tmp_path: Path) -> None:
+def test_unknown_round_and_model(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["classify", "3", "--params", str(ROOT / "params.yaml")])
-    assert result.exit_code == 1 and "unknown round '3'" in result.output
+    assert result.exit_code == 1 and "unknown round '3'; refine.rounds has 1, 2, clean" in result.output
     result = CliRunner().invoke(app, ["train", "tasnet", "--params", str(ROOT / "params.yaml")])
-    assert result.exit_code == 1 and "unknown separator 'tasnet'" in result.output
+    assert result.exit_code == 1 and "separators.tasnet: no such block in params.yaml" in result.output
+    assert not (tmp_path / "timings").exists(), "a failed stage leaves no timing record"
+
+
+def test_a_stage_run_before_its_inputs_exist_names_the_missing_file(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["evaluate", "demucs", "--params", str(ROOT / "params.yaml")])
+    assert result.exit_code == 1
+    assert "error: models/demucs/model.pt: no trained model; run the stage that writes it first" in result.output
+
+
+def test_check_validates_model_blocks_the_stages_check_late(tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text((ROOT / "params.yaml").read_text().replace("      channels: 16", "      chanels: 16"))
+    result = CliRunner().invoke(app, ["check", "--params", str(params)])
+    assert result.exit_code == 1
+    assert f"error: {params}: separators.demucs.model.chanels: unknown key; did you mean 'channels'?" in result.output
+    assert CliRunner().invoke(app, ["check", "--params", str(ROOT / "params.yaml")]).exit_code == 0

@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 
 from selfrefine import CLASSES
-from selfrefine.errors import UserError
 from selfrefine.compare import _find_experiment, comparison_table, gap_closed, markdown, update_readme
+from selfrefine.errors import UserError
 
 
 def _metrics(value: float) -> dict:
@@ -20,8 +20,10 @@ def test_gap_closed() -> None:
 
 
 def test_comparison_table_and_markdown() -> None:
-    results = {name: {"demucs": _metrics(v), "xumx": _metrics(v - 1)}
-               for name, v in (("noisy", 2.0), ("refined_2", 3.5), ("clean", 4.0))}
+    results = {
+        name: {"demucs": _metrics(v), "xumx": _metrics(v - 1)}
+        for name, v in (("noisy", 2.0), ("refined_2", 3.5), ("clean", 4.0))
+    }
     table = comparison_table(results)
     assert table["global_sdr"]["demucs"]["refined_2"]["mean"] == 5.0
     assert table["gap_closed"]["xumx"]["refined_2"] == pytest.approx(0.75)
@@ -30,8 +32,10 @@ def test_comparison_table_and_markdown() -> None:
 
 
 def test_experiment_lookup_in_exp_show_json() -> None:
-    shown = [{"rev": "workspace", "name": None, "data": {}},
-             {"rev": "abc", "experiments": [{"revs": [{"rev": "def", "name": "compare-noisy-1", "data": {"x": 1}}]}]}]
+    shown = [
+        {"rev": "workspace", "name": None, "data": {}},
+        {"rev": "abc", "experiments": [{"revs": [{"rev": "def", "name": "compare-noisy-1", "data": {"x": 1}}]}]},
+    ]
     assert _find_experiment(shown, "compare-noisy-1") == {"x": 1}
     assert _find_experiment(shown, "missing") is None
 

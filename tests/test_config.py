@@ -4,6 +4,7 @@ import pytest
 import yaml
 
 from selfrefine.config import ParamsError, load_params, merge_into, parse_params
+from selfrefine.models.registry import ModelError, check_block, loss
 
 from conftest import ROOT
 
@@ -25,12 +26,34 @@ def test_params_yaml_and_every_profile_validate() -> None:
         ({"refine": {"treshold": 0.5}}, "refine.treshold: unknown key; did you mean 'threshold'?"),
         ({"noise": {"rate": 1.5}}, "noise.rate: 1.5 is out of range; expected in [0, 1]"),
         ({"noise": {"rate": "high"}}, "noise.rate: expected float, got 'high'"),
-        ({"separate": {"labels": "refined"}}, "separate.labels: 'refined' is out of range; expected one of noisy"),
+        (
+            {"separate": {"labels": "refined"}},
+            "separate.labels: 'refined' is not a label table of this pipeline; use one of noisy, clean, refined_1, refined_2, refined_clean",
+        ),
+        ({"separate": {"labels": "refined_3"}}, "separate.labels: 'refined_3' is not a label table"),
+        (
+            {"separate": {"models": ["demucs", "tasnet"]}},
+            "separate.models: 'tasnet' has no block; add separators.tasnet",
+        ),
+        (
+            {"separators": {"demucs": {"train": {"step": 3}}}},
+            "separators.demucs.train.step: unknown key; did you mean 'steps'?",
+        ),
+        (
+            {"refine": {"rounds": {"3": "refined_4"}}},
+            "refine.rounds.3: 'refined_4' is not a label table before this round; use one of noisy, clean, refined_1, refined_2, refined_clean",
+        ),
+        (
+            {"refine": {"rounds": {"1": "refined_2"}}},
+            "refine.rounds.1: 'refined_2' is not a label table before this round",
+        ),
+        ({"refine": {"rounds": {3: "noisy"}}}, "refine.rounds: round 3 must be quoted"),
+        (
+            {"data": {"truth": False}, "noise": {"rate": 0}, "separate": {"labels": "refined_clean"}},
+            "separate.labels: 'refined_clean' needs ground truth but data.truth is false",
+        ),
         ({"refine": {"threshold": 1.2}}, "refine.threshold: 1.2 is out of range"),
         ({"refine": {"threshold": "auto"}}, "refine.threshold: 'auto' is out of range"),
-        ({"demucs": {"model": {"chanels": 8}}}, "demucs.model.chanels: unknown key; did you mean 'channels'?"),
-        ({"xumx": {"model": {"segment": 2.0}}}, "xumx.model.segment: set by the pipeline"),
-        ({"classifier": {"model": {"n_mel": 32}}}, "classifier.model.n_mel: unknown key; did you mean 'n_mels'?"),
         ({"audio": {"channels": 3}}, "audio.channels: 3 is out of range; expected 1 or 2"),
         ({"noise": {"kinds": {"swap": 0, "merge": 0}}}, "noise.kinds: all weights are 0"),
         ({"data": {"truth": False}}, "noise.rate: must be 0 when data.truth is false"),
@@ -63,3 +86,41 @@ def test_threshold_parsing(value, parsed) -> None:
 def test_bad_thresholds(value) -> None:
     with pytest.raises(ParamsError, match="refine.threshold: .*(out of range|expected)"):
         parse_params(merge_into(_params(), {"refine": {"threshold": value}}))
+
+
+@pytest.mark.parametrize(
+    ("name", "block", "message"),
+    [
+        ("demucs", {"chanels": 8}, "separators.demucs.model.chanels: unknown key; did you mean 'channels'?"),
+        ("xumx", {"segment": 2.0}, "separators.xumx.model.segment: set by the pipeline"),
+        ("classifier", {"n_mel": 32}, "classifier.model.n_mel: unknown key; did you mean 'n_mels'?"),
+        ("tasnet", {}, "unknown separator 'tasnet'; registered: demucs, xumx"),
+    ],
+)
+def test_model_blocks_are_checked_against_their_constructor(name: str, block: dict, message: str) -> None:
+    with pytest.raises(ModelError) as err:
+        check_block(name, block)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_every_block_and_loss_of_params_yaml_is_valid() -> None:
+    params = load_params(ROOT / "params.yaml")
+    check_block("classifier", params.classifier.model)
+    for name, block in params.separators.items():
+        check_block(name, block.model)
+        loss(name, block.train.loss)
+
+
+def test_a_round_chain_is_traced_to_the_index_table() -> None:
+    params = parse_params(merge_into(_params(), {"refine": {"rounds": {"3": "refined_2"}}}))
+    assert params.refine.chain("3") == ["1", "2", "3"]
+    assert params.refine.root("refined_3") == "noisy" and params.refine.root("refined_clean") == "clean"
+    assert params.label_tables() == ["noisy", "clean", "refined_1", "refined_2", "refined_clean", "refined_3"]
+
+
+def test_config_imports_no_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, selfrefine.config; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)

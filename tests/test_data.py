@@ -4,20 +4,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from selfrefine.data import (
-    BadDataError,
-    Checks,
-    LabelledStem,
-    StemStore,
-    build_index,
-    format_labels,
-    label_tables,
-    parse_labels,
-    read_label_table,
-    evaluation_songs,
-    write_label_table,
-)
-from selfrefine.noise import corrupt_dataset
+from selfrefine.data.index import BadDataError, Checks, build_index, evaluation_songs, label_tables
+from selfrefine.data.labels import LabelledStem, format_labels, parse_labels, read_label_table, write_label_table
+from selfrefine.data.noise import corrupt_dataset
+from selfrefine.data.stems import StemStore
 from selfrefine.outputs import read_csv
 
 from conftest import RATE
@@ -101,7 +91,10 @@ def test_a_bad_test_song_is_dropped_whole_when_skipping(dataset: Path, tmp_path:
 
 
 def test_label_table_round_trip(tmp_path: Path) -> None:
-    stems = [LabelledStem("s", "bass", "p.wav", frozenset({"drums", "bass"})), LabelledStem("s", "other", "q", frozenset())]
+    stems = [
+        LabelledStem("s", "bass", "p.wav", frozenset({"drums", "bass"})),
+        LabelledStem("s", "other", "q", frozenset()),
+    ]
     write_label_table(tmp_path / "t.csv", stems, [{"p": 1}, {"p": 2}])
     assert read_label_table(tmp_path / "t.csv") == stems
     assert read_csv(tmp_path / "t.csv")[0]["labels"] == "bass+drums"

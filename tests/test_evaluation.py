@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from selfrefine import CLASSES
-from selfrefine.evaluation import evaluate_separator, separate
-from selfrefine.metrics import global_sdr
+from selfrefine.evaluation.metrics import global_sdr
+from selfrefine.evaluation.separation import evaluate_separator, separate
 
 from conftest import RATE, write_song
 

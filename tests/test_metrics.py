@@ -9,7 +9,7 @@ import museval
 import numpy as np
 import pytest
 
-from selfrefine.metrics import (
+from selfrefine.evaluation.metrics import (
     SDR_EPS,
     bsseval_sdr,
     f1_optimal_thresholds,
@@ -232,7 +232,7 @@ def test_f1_optimal_thresholds_custom_unsorted_grid() -> None:
 
 
 def test_calibration_error_hand_worked() -> None:
-    from selfrefine.metrics import calibration_error
+    from selfrefine.evaluation.metrics import calibration_error
 
     # Bin [0.2, 0.3): p = 0.25 twice, one true -> |0.25 - 0.5| = 0.25, weight 2/4.
     # Bin [0.9, 1.0]: p = 0.95 twice, both true -> |0.95 - 1| = 0.05, weight 2/4.

@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from selfrefine import CLASSES
-from selfrefine.audio import write_audio
-from selfrefine.data import LabelledStem, StemStore, labels_to_vector
-from selfrefine.mixing import LabelMixer, SourceMixer
+from selfrefine.data.audio import write_audio
+from selfrefine.data.labels import LabelledStem, labels_to_vector
+from selfrefine.data.mixing import LabelMixer, SourceMixer
+from selfrefine.data.stems import StemStore
 
 from conftest import RATE, tone
 
@@ -50,12 +51,48 @@ def test_mixers_are_seeded_and_resumable(pool) -> None:
     assert all(torch.equal(x, y) for x, y in zip(expected, got))
 
 
-def test_source_mixer_gives_one_stem_per_class_that_sum_to_the_mixture(pool) -> None:
-    store, stems = pool
-    pools = {"bass": [0], "drums": [1], "other": [2], "vocals": [4]}
-    mixer = SourceMixer(store, pools, segment=RATE // 4, gain_db=3.0, shift=RATE // 10, seed=0)
-    mix, sources = mixer.batch(5)
-    assert mix.shape == (5, 1, RATE // 4) and sources.shape == (5, len(CLASSES), 1, RATE // 4)
+def _dominant_hz(audio: torch.Tensor) -> float:
+    spectrum = np.abs(np.fft.rfft(audio.numpy().mean(axis=0)))
+    return float(np.fft.rfftfreq(audio.shape[-1], 1 / RATE)[np.argmax(spectrum)])
+
+
+@pytest.fixture
+def tonal_pools(tmp_path: Path) -> tuple[StemStore, dict[str, list[int]], dict[int, float]]:
+    """Two stems per class, each a pure tone of its own frequency; pools by class."""
+    hz = {i: 200.0 + 120.0 * i for i in range(8)}
+    paths = []
+    for i, f in hz.items():
+        write_audio(
+            tmp_path / f"{i}.wav", (0.3 * np.sin(2 * np.pi * f * np.arange(RATE) / RATE))[None].astype(np.float32), RATE
+        )
+        paths.append(str(tmp_path / f"{i}.wav"))
+    pools = {c: [2 * k, 2 * k + 1] for k, c in enumerate(CLASSES)}
+    return StemStore(paths, RATE, 1, -60.0), pools, hz
+
+
+def test_each_source_is_drawn_from_its_own_class_pool(tonal_pools) -> None:
+    store, pools, hz = tonal_pools
+    mix, sources = SourceMixer(store, pools, segment=RATE // 4, gain_db=3.0, shift=RATE // 10, seed=0).batch(16)
+    assert mix.shape == (16, 1, RATE // 4) and sources.shape == (16, len(CLASSES), 1, RATE // 4)
+    drawn = {c: set() for c in CLASSES}
+    for example in sources:
+        for c, audio in zip(CLASSES, example):
+            drawn[c].add(min(hz.values(), key=lambda f: abs(f - _dominant_hz(audio))))
+    for c in CLASSES:
+        assert drawn[c] == {hz[i] for i in pools[c]}, f"{c}: sources came from outside its pool"
     torch.testing.assert_close(mix, sources.sum(dim=1))
+
+
+def test_an_empty_pool_is_a_one_line_error(tonal_pools) -> None:
+    store, pools, _ = tonal_pools
     with pytest.raises(ValueError, match="the pool of 'vocals' is empty"):
         SourceMixer(store, {**pools, "vocals": []}, RATE // 4, 0.0, 0, 0)
+
+
+def test_label_mixer_mixes_only_the_stems_it_is_given(pool) -> None:
+    store, stems = pool
+    mixer = LabelMixer(store, stems, RATE // 4, 4, 0.0, seed=0, among=[0, 2, 4])
+    chosen = set()
+    for _ in range(100):
+        chosen |= set(mixer.example()[2])
+    assert chosen == {0, 2, 4}

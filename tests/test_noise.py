@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from selfrefine import CLASSES
-from selfrefine.audio import read_audio
+from selfrefine.data.audio import read_audio
+from selfrefine.data.noise import Corruption, corrupt_dataset, plan_corruption
 from selfrefine.errors import UserError
-from selfrefine.noise import Corruption, corrupt_dataset, plan_corruption
 from selfrefine.outputs import read_csv
 
 from conftest import RATE

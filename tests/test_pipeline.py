@@ -1,4 +1,9 @@
-"""End to end: the real dvc.yaml on the smoke profile, in a temporary copy of the repository."""
+"""End to end: the real dvc.yaml on the smoke profile.
+
+One session fixture builds the smoke DAG once (``dvc repro`` in a git+DVC copy of the project) and
+every test works on its own copy of that built repository, so each test stands alone, in any order.
+Stages run the copy's own code (``PYTHONPATH``), so an edit in a copy is what DVC sees and runs.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +12,33 @@ import math
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import torch
+import yaml
 
 from conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
+SEPARATOR_FILE = Path("src/selfrefine/models/separators")
+
+
+def _env(repo: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(repo / "src"),
+    }
+
 
 def _run(repo: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True)
+    proc = subprocess.run(args, cwd=repo, env=_env(repo), capture_output=True, text=True)
     if ok and proc.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
@@ -30,29 +48,66 @@ def _ran(proc: subprocess.CompletedProcess) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", proc.stdout + proc.stderr))
 
 
+def _stale(repo: Path) -> set[str]:
+    """Stages ``dvc status`` reports as changed."""
+    status = json.loads(_run(repo, "dvc", "status", "--json").stdout or "{}")
+    return {name.split(":")[-1] for name in status}
+
+
+def _stages(repo: Path) -> set[str]:
+    return {line.split()[0] for line in _run(repo, "dvc", "stage", "list").stdout.splitlines() if line.strip()}
+
+
 def _metrics(repo: Path) -> dict[str, object]:
     return {str(p.relative_to(repo)): json.loads(p.read_text()) for p in sorted((repo / "metrics").rglob("*.json"))}
 
 
-def _numbers(value: object):
-    if isinstance(value, dict):
-        for v in value.values():
-            yield from _numbers(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _numbers(v)
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        yield value
+def _weights(repo: Path) -> dict[str, dict[str, torch.Tensor]]:
+    return {
+        str(p.relative_to(repo)): torch.load(p, weights_only=False)["state"]
+        for p in sorted((repo / "models").rglob("model.pt"))
+    }
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A git+DVC copy of the project with the smoke profile applied and committed."""
-    repo = tmp_path_factory.mktemp("pipeline")
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
-                           text=True, check=True).stdout.split()
+def _edit(path: Path, line: str = "# an edit that changes nothing but the file\n") -> None:
+    path.write_text(path.read_text() + line)
+
+
+def _set_params(repo: Path, **changes: dict) -> None:
+    """Deep-merge ``changes`` into the copy's params.yaml (a top-level key per keyword)."""
+    from selfrefine.config import merge_into
+
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    (repo / "params.yaml").write_text(yaml.safe_dump(merge_into(params, changes), sort_keys=False))
+
+
+ALL_STAGES = {
+    "validate",
+    "generate",
+    "corrupt",
+    "index",
+    "classify@1",
+    "classify@2",
+    "classify@clean",
+    "refine@1",
+    "refine@2",
+    "refine@clean",
+    "train@demucs",
+    "train@xumx",
+    "evaluate@demucs",
+    "evaluate@xumx",
+}
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A git+DVC copy of the project, smoke profile applied, `dvc repro` run and committed."""
+    repo = tmp_path_factory.mktemp("built")
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
     for name in files:
-        if name.startswith(("tests/", "data/", "metrics/", "plots/", "dvclive/")) or name == "dvc.lock":
+        if name.startswith(("tests/", "data/", "metrics/", "plots/", "dvclive/", "timings/")) or name == "dvc.lock":
             continue
         if (ROOT / name).is_file():
             (repo / name).parent.mkdir(parents=True, exist_ok=True)
@@ -63,25 +118,178 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _run(repo, "selfrefine", "profile", "smoke")
     _run(repo, "git", "add", "-A")
     _run(repo, "git", "commit", "-qm", "smoke profile")
+    first = _run(repo, "dvc", "repro")
+    (repo / ".git" / "first-run").write_text("\n".join(sorted(_ran(first))))
+    _run(repo, "git", "add", "-A")
+    _run(repo, "git", "commit", "-qm", "smoke run")
     return repo
 
 
-def test_repro_builds_everything_then_reruns_nothing(repo: Path) -> None:
-    first = _run(repo, "dvc", "repro")
-    assert {"generate", "corrupt", "index", "classify@1", "refine@2", "classify@clean", "train_demucs",
-            "train_xumx", "evaluate"} <= _ran(first)
+@pytest.fixture
+def repo(built: Path, tmp_path: Path) -> Path:
+    """This test's own copy of the built repository."""
+    copy = tmp_path / "repo"
+    shutil.copytree(built, copy, symlinks=True)
+    return copy
+
+
+def test_repro_builds_every_stage_then_reruns_nothing(repo: Path) -> None:
+    assert set((repo / ".git" / "first-run").read_text().split()) == ALL_STAGES == _stages(repo)
     metrics = _metrics(repo)
-    for name in ("classifier/1.json", "classifier/2.json", "refine/2.json", "separation/demucs.json",
-                 "separation/xumx.json", "train/xumx.json", "noise.json", "index.json"):
+    for name in (
+        "classifier/1.json",
+        "classifier/2.json",
+        "refine/2.json",
+        "separation/demucs.json",
+        "separation/xumx.json",
+        "train/xumx.json",
+        "noise.json",
+        "index.json",
+    ):
         assert f"metrics/{name}" in metrics
-    assert all(math.isfinite(v) for v in _numbers(metrics["metrics/separation/demucs.json"]["global_sdr"]))
+    assert all(math.isfinite(v) for v in metrics["metrics/separation/demucs.json"]["global_sdr"]["mean"].values())
     assert metrics["metrics/noise.json"]["rate"] == pytest.approx(0.3, abs=0.05)
-    for png in ("plots/separation/sdr.png", "plots/refine/2/sweep.png", "plots/train/demucs/curves.png"):
+    for png in ("plots/separation/demucs/sdr.png", "plots/refine/2/sweep.png", "plots/train/demucs/curves.png"):
         assert (repo / png).stat().st_size > 1000
-    second = _run(repo, "dvc", "repro")
-    assert _ran(second) == set()
-    _run(repo, "git", "add", "-A")
-    _run(repo, "git", "commit", "-qm", "smoke run")
+    timing = json.loads((repo / "timings/train_demucs.json").read_text())
+    assert timing["stage"] == "train_demucs" and timing["seconds"] >= timing["train"] > 0
+    assert _ran(_run(repo, "dvc", "repro")) == set()
+
+
+def test_editing_a_face_reruns_nothing(repo: Path) -> None:
+    for face in ("compare.py", "cli.py"):
+        _edit(repo / "src/selfrefine" / face)
+    assert _stale(repo) == set()
+
+
+def test_any_params_change_revalidates_the_file(repo: Path) -> None:
+    _set_params(repo, separate={"models": ["demucs"]})
+    assert _stale(repo) == {"validate"}
+
+
+def test_editing_xumx_marks_only_its_own_stages(repo: Path) -> None:
+    _edit(repo / SEPARATOR_FILE / "xumx.py")
+    assert _stale(repo) == {"train@xumx", "evaluate@xumx"}
+
+
+def test_editing_synth_marks_generate_and_so_everything_after_it(repo: Path) -> None:
+    _edit(repo / "src/selfrefine/data/synth.py", "SYNTH_EDIT = 1\n")
+    assert _stale(repo) == {"generate"}
+    dag = _run(repo, "dvc", "dag", "--md").stdout
+    names = dict(re.findall(r'(node\d+)\["([^"]+)"\]', dag))
+    edges = [(names[a], names[b]) for a, b in re.findall(r"(node\d+)-->(node\d+)", dag)]
+    downstream = {"generate"}
+    for _ in edges:
+        downstream |= {b for a, b in edges if a in downstream}
+    assert downstream == ALL_STAGES - {"validate"}
+
+
+def test_a_third_round_runs_with_no_code_change(repo: Path) -> None:
+    proc = _run(repo, "dvc", "exp", "run", "-S", "+refine.rounds.3=refined_2")
+    assert _ran(proc) == {"validate", "classify@3", "refine@3"}
+    metrics = _metrics(repo)
+    assert metrics["metrics/classifier/3.json"]["trained_on"] == "refined_2"
+    assert (
+        metrics["metrics/refine/3.json"]["label_accuracy_input"]
+        == metrics["metrics/refine/2.json"]["label_accuracy_refined"]
+    )
+    assert (repo / "data/labels/refined_3.csv").is_file()
+
+
+def test_the_same_seed_gives_the_same_run_and_another_seed_other_weights(repo: Path, built: Path) -> None:
+    assert _ran(_run(repo, "dvc", "repro", "--force")) == ALL_STAGES
+    assert _metrics(repo) == _metrics(built)
+    ours, theirs = _weights(repo), _weights(built)
+    assert ours.keys() == theirs.keys() and len(ours) == 5  # three classifiers, two separators
+    for path, state in ours.items():
+        for key, tensor in state.items():
+            assert torch.equal(tensor, theirs[path][key]), f"{path}: {key} differs"
+    _set_params(repo, seed=1)
+    _run(repo, "dvc", "repro", "--single-item", "train@demucs", "train@xumx")
+    for model in ("models/demucs/model.pt", "models/xumx/model.pt"):
+        changed = _weights(repo)[model]
+        assert not all(torch.equal(t, theirs[model][k]) for k, t in changed.items()), f"{model}: seed ignored"
+
+
+def test_threshold_experiment_reruns_only_the_refinement(repo: Path) -> None:
+    before = _metrics(repo)
+    proc = _run(repo, "dvc", "exp", "run", "-S", "refine.threshold=adaptive")
+    assert _ran(proc) == {"validate", "refine@1", "classify@2", "refine@2", "refine@clean"}
+    after = _metrics(repo)
+    assert after["metrics/refine/1.json"]["thresholds"] != before["metrics/refine/1.json"]["thresholds"]
+    assert after["metrics/classifier/1.json"] == before["metrics/classifier/1.json"]
+    assert after["metrics/separation/xumx.json"] == before["metrics/separation/xumx.json"], (
+        "the smoke profile trains separators on the noisy labels, which no threshold changes"
+    )
+    changed = json.loads(_run(repo, "dvc", "metrics", "diff", "--json").stdout)
+    assert any(path.startswith("metrics/refine") for path in changed)
+    assert not any(path.startswith(("metrics/separation", "metrics/classifier/1")) for path in changed)
+    proc = _run(repo, "dvc", "exp", "run", "-S", "refine.threshold=0.9")
+    assert _ran(proc) == {"validate", "refine@1", "classify@2", "refine@2", "refine@clean"}
+    assert _metrics(repo)["metrics/refine/1.json"]["thresholds"]["bass"] == 0.9
+
+
+def test_noise_rate_change_reruns_from_corrupt_but_not_generate(repo: Path) -> None:
+    proc = _run(repo, "dvc", "exp", "run", "-S", "noise.rate=0.5", "index")
+    assert _ran(proc) == {"corrupt", "index"}  # a target runs only what it depends on
+    assert _metrics(repo)["metrics/noise.json"]["rate"] == pytest.approx(0.5, abs=0.05)
+
+
+def test_a_typo_in_a_param_fails_with_the_nearest_key(repo: Path) -> None:
+    proc = _run(repo, "dvc", "exp", "run", "-S", "refine.treshold=0.5", ok=False)
+    assert proc.returncode != 0 and "Could not override 'refine.treshold'" in proc.stderr
+    proc = _run(repo, "dvc", "exp", "run", "-S", "+refine.treshold=0.5", ok=False)
+    assert proc.returncode != 0
+    assert "refine.treshold: unknown key; did you mean 'threshold'?" in proc.stdout + proc.stderr
+
+
+def test_a_new_separator_is_one_module_and_one_params_block(repo: Path) -> None:
+    shutil.copy(ROOT / "tests/tiny_separator.py", repo / SEPARATOR_FILE / "tiny.py")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    _set_params(
+        repo,
+        separate={"models": [*params["separate"]["models"], "tiny"]},
+        separators={
+            "tiny": {
+                "model": {"kernel_size": 9},
+                "train": {
+                    "steps": 2,
+                    "batch_size": 2,
+                    "segment_seconds": 1.0,
+                    "checkpoint_every": 1,
+                    "val_examples": 2,
+                },
+            }
+        },
+    )
+    assert _ran(_run(repo, "dvc", "repro")) == {"validate", "train@tiny", "evaluate@tiny"}
+    package = torch.load(repo / "models/tiny/model.pt", weights_only=False)
+    assert package["model"] == "tiny" and package["class"] == "TinyMask" and package["kwargs"]["kernel_size"] == 9
+    scores = json.loads((repo / "metrics/separation/tiny.json").read_text())
+    assert all(math.isfinite(v) for v in scores["global_sdr"]["mean"].values())
+
+
+def test_a_killed_training_stage_resumes_under_dvc_repro(repo: Path) -> None:
+    _set_params(repo, separators={"xumx": {"train": {"steps": 60, "checkpoint_every": 1}}})
+    checkpoint = repo / "checkpoints" / "train_xumx.pt"
+    log = repo / "killed.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "selfrefine.stages.train", "xumx"],
+        cwd=repo,
+        env=_env(repo),
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+    )
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert checkpoint.exists(), f"no checkpoint before the kill:\n{log.read_text()[-2000:]}"
+    resumed = _run(repo, "dvc", "repro", "train@xumx")
+    assert re.search(r"train-xumx: resuming from step [1-9]", resumed.stdout + resumed.stderr)
+    assert not checkpoint.exists()
+    assert json.loads((repo / "metrics/train/xumx.json").read_text())["val_loss"] > 0
 
 
 def test_compare_queues_runs_and_tabulates_label_tables(repo: Path) -> None:
@@ -95,65 +303,3 @@ def test_compare_queues_runs_and_tabulates_label_tables(repo: Path) -> None:
     assert "| demucs | noisy |" in readme.split("<!-- results:start -->")[1].split("<!-- results:end -->")[0]
     assert (repo / "plots" / "compare.png").stat().st_size > 1000
     assert "compare: queued" in proc.stderr
-    _run(repo, "git", "checkout", "README.md")
-
-
-def test_threshold_experiment_reruns_only_the_refinement(repo: Path) -> None:
-    before = _metrics(repo)
-    proc = _run(repo, "dvc", "exp", "run", "-S", "refine.threshold=adaptive")
-    assert _ran(proc) == {"refine@1", "classify@2", "refine@2", "refine@clean"}
-    after = _metrics(repo)
-    assert after["metrics/refine/1.json"]["thresholds"] != before["metrics/refine/1.json"]["thresholds"]
-    assert after["metrics/classifier/1.json"] == before["metrics/classifier/1.json"]
-    assert after["metrics/separation/xumx.json"] == before["metrics/separation/xumx.json"], (
-        "the smoke profile trains separators on the noisy labels, which no threshold changes"
-    )
-    diff = _run(repo, "dvc", "metrics", "diff", "--json")
-    changed = json.loads(diff.stdout)
-    assert any(path.startswith("metrics/refine") for path in changed)
-    assert not any(path.startswith(("metrics/separation", "metrics/classifier/1")) for path in changed)
-    proc = _run(repo, "dvc", "exp", "run", "-S", "refine.threshold=0.9")
-    assert _ran(proc) == {"refine@1", "classify@2", "refine@2", "refine@clean"}
-    assert _metrics(repo)["metrics/refine/1.json"]["thresholds"]["bass"] == 0.9
-
-
-def test_noise_rate_change_reruns_from_corrupt_but_not_generate(repo: Path) -> None:
-    proc = _run(repo, "dvc", "exp", "run", "-S", "noise.rate=0.5", "index")
-    assert _ran(proc) == {"corrupt", "index"}
-    assert _metrics(repo)["metrics/noise.json"]["rate"] == pytest.approx(0.5, abs=0.05)
-
-
-def test_a_typo_in_a_param_fails_with_the_nearest_key(repo: Path) -> None:
-    proc = _run(repo, "dvc", "exp", "run", "-S", "refine.treshold=0.5", ok=False)
-    assert proc.returncode != 0 and "Could not override 'refine.treshold'" in proc.stderr
-    proc = _run(repo, "dvc", "exp", "run", "-S", "+refine.treshold=0.5", ok=False)
-    assert proc.returncode != 0
-    assert "refine.treshold: unknown key; did you mean 'threshold'?" in proc.stdout + proc.stderr
-
-
-def test_a_killed_training_stage_resumes_under_dvc_repro(repo: Path) -> None:
-    import signal
-    import time
-
-    import yaml
-
-    _run(repo, "git", "checkout", "params.yaml", "dvc.lock")  # the committed smoke run, not earlier experiments
-    _run(repo, "dvc", "checkout")
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["xumx"]["train"].update(steps=400, checkpoint_every=1)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    checkpoint = repo / "checkpoints" / "train_xumx.pt"
-    log = repo / "killed.log"
-    proc = subprocess.Popen([sys.executable, "stages/train.py", "xumx"], cwd=repo, env=env,
-                            stdout=subprocess.DEVNULL, stderr=log.open("w"))
-    deadline = time.monotonic() + 120
-    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert checkpoint.exists(), f"no checkpoint before the kill:\n{log.read_text()[-2000:]}"
-    resumed = _run(repo, "dvc", "repro", "train_xumx")
-    assert re.search(r"train-xumx: resuming from step [1-9]", resumed.stdout + resumed.stderr)
-    assert not checkpoint.exists()
-    assert json.loads((repo / "metrics/train/xumx.json").read_text())["val_loss"] > 0

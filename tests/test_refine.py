@@ -6,8 +6,9 @@ import torch
 from torch import nn
 
 from selfrefine import CLASSES
-from selfrefine.audio import write_audio
-from selfrefine.data import LabelledStem, StemStore
+from selfrefine.data.audio import write_audio
+from selfrefine.data.labels import LabelledStem
+from selfrefine.data.stems import StemStore
 from selfrefine.refine import class_thresholds, refinement_scores, relabel, stem_probabilities, table_extras
 
 from conftest import RATE, TONES, tone

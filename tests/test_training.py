@@ -1,10 +1,12 @@
+"""The one training loop: seeding before building, resuming after a kill, and run identity."""
+
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
-from selfrefine.training import LoopConfig, fit, open_live
+from selfrefine.training.loop import LoopConfig, train
 
 
 class Regression:
@@ -25,21 +27,33 @@ class Regression:
         self.generator.set_state(state["g"])
 
 
-def _run(tmp_path: Path, name: str, fail_at: int | None = None, run_id: str = "a"):
-    torch.manual_seed(0)
-    model = nn.Linear(3, 1)
-    calls = {"n": 0}
+class TinyTask:
+    """A linear model on :class:`Regression`; ``fail_at`` raises on that loss call (a kill)."""
 
-    def loss_fn(m, x, y):
-        calls["n"] += 1
-        if fail_at is not None and calls["n"] == fail_at:
+    name = "tiny"
+
+    def __init__(self, fail_at: int | None = None, identity: str = "a", dropout: float = 0.0) -> None:
+        self.config = LoopConfig(steps=12, batch_size=8, lr=0.05, eval_every=4, checkpoint_every=4)
+        self.source = Regression(1)
+        self.identity = identity
+        self.fail_at, self.calls, self.dropout = fail_at, 0, dropout
+
+    def build(self) -> nn.Module:
+        return nn.Sequential(nn.Linear(3, 8), nn.Dropout(self.dropout), nn.Linear(8, 1))
+
+    def loss(self, model, x, y):
+        self.calls += 1
+        if self.fail_at is not None and self.calls == self.fail_at:
             raise KeyboardInterrupt("killed")
-        return nn.functional.mse_loss(m(x), y)
+        return nn.functional.mse_loss(model(x), y)
 
-    config = LoopConfig(steps=12, batch_size=8, lr=0.05, eval_every=4, checkpoint_every=4, name=name)
-    result = fit(model, Regression(1), loss_fn, lambda m: {"val_loss": 0.0}, config,
-                 tmp_path / f"{name}.pt", run_id, open_live(tmp_path / f"live_{name}"))
-    return model, result, calls["n"]
+    def validate(self, model) -> dict:
+        x, y = Regression(99).batch(16)
+        return {"val_loss": float(nn.functional.mse_loss(model(x), y))}
+
+
+def _train(tmp_path: Path, name: str, task: TinyTask, seed: int = 0):
+    return train(task, seed, tmp_path / f"{name}.pt", tmp_path / f"live_{name}")
 
 
 @pytest.fixture(autouse=True)
@@ -47,24 +61,49 @@ def _in_tmp(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
 
 
+def _weights(model: nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def test_the_seed_pins_the_initial_weights_whatever_ran_before(tmp_path: Path) -> None:
+    torch.manual_seed(123)  # another stage's draws before this one
+    a, _ = _train(tmp_path, "a", TinyTask(dropout=0.2))
+    torch.randn(1000)
+    b, _ = _train(tmp_path, "b", TinyTask(dropout=0.2))
+    for x, y in zip(_weights(a), _weights(b), strict=True):
+        assert torch.equal(x, y)
+    c, _ = _train(tmp_path, "c", TinyTask(dropout=0.2), seed=1)
+    assert not all(torch.equal(x, y) for x, y in zip(_weights(a), _weights(c), strict=True))
+
+
 def test_killed_run_resumes_from_its_checkpoint_and_matches_an_uninterrupted_one(tmp_path: Path) -> None:
-    reference, full, _ = _run(tmp_path, "ref")
+    reference, full = _train(tmp_path, "ref", TinyTask(dropout=0.2))
     with pytest.raises(KeyboardInterrupt):
-        _run(tmp_path, "cut", fail_at=7)
+        _train(tmp_path, "cut", TinyTask(fail_at=7, dropout=0.2))
     state = torch.load(tmp_path / "cut.pt", weights_only=False)
     assert state["step"] == 4
     assert state["optimizer"]["state"][0]["step"].item() == 4
-    resumed, result, calls = _run(tmp_path, "cut")
-    assert result.resumed_from == 4 and calls == 8, "only the missing steps are trained"
-    for a, b in zip(reference.parameters(), resumed.parameters()):
-        torch.testing.assert_close(a, b)
+    task = TinyTask(dropout=0.2)
+    resumed, result = _train(tmp_path, "cut", task)
+    assert result.resumed_from == 4 and task.calls == 8, "only the missing steps are trained"
+    for a, b in zip(_weights(reference), _weights(resumed), strict=True):
+        assert torch.equal(a, b)
     assert [row["step"] for row in result.history] == [4, 8, 12]
-    assert [r["train_loss"] for r in result.history] == pytest.approx([r["train_loss"] for r in full.history])
+    assert [r["train_loss"] for r in result.history] == [r["train_loss"] for r in full.history]
     assert not (tmp_path / "cut.pt").exists(), "a finished run leaves no checkpoint to resume"
 
 
-def test_a_checkpoint_of_another_run_is_not_resumed(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("identity", "seed"), [("other params", 0), ("a", 1)])
+def test_a_checkpoint_of_another_run_is_not_resumed(tmp_path: Path, identity: str, seed: int) -> None:
     with pytest.raises(KeyboardInterrupt):
-        _run(tmp_path, "x", fail_at=7)
-    _, result, calls = _run(tmp_path, "x", run_id="other params")
-    assert result.resumed_from == 0 and calls == 12
+        _train(tmp_path, "x", TinyTask(fail_at=7))
+    task = TinyTask(identity=identity)
+    _, result = _train(tmp_path, "x", task, seed=seed)
+    assert result.resumed_from == 0 and task.calls == 12
+
+
+def test_curves_are_logged_for_every_evaluation(tmp_path: Path) -> None:
+    _, result = _train(tmp_path, "curves", TinyTask())
+    assert result.history[-1]["val_loss"] < result.history[0]["val_loss"]
+    tsv = (tmp_path / "live_curves" / "plots" / "metrics" / "val_loss.tsv").read_text().splitlines()
+    assert len(tsv) == 1 + 3

@@ -10,7 +10,7 @@ import pytest
 import torch
 from demucs.apply import apply_model
 
-from selfrefine.xumx import CrossUMX, combination_loss, max_bin_for, weighted_sdr_loss, xumx_loss
+from selfrefine.models.separators.xumx import CrossUMX, combination_loss, max_bin_for, weighted_sdr_loss, xumx_loss
 
 TINY = {"samplerate": 8000, "n_fft": 256, "n_hop": 64, "hidden_size": 16, "nb_layers": 1, "max_bin_hz": 3000.0}
 

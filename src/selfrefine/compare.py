@@ -17,14 +17,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from selfrefine import CLASSES
-from selfrefine.config import LABEL_TABLES
+from selfrefine import CLASSES, paths
+from selfrefine.config import load_params
 from selfrefine.errors import UserError
 from selfrefine.outputs import write_json, write_text
 
 log = logging.getLogger(__name__)
-
-MODELS = ("demucs", "xumx")
 
 
 class DvcError(UserError):
@@ -38,8 +36,9 @@ def _dvc(*args: str) -> str:
     our pipes, which would otherwise stay open until the worker exits.
     """
     if args[:2] == ("queue", "start"):
-        proc = subprocess.run(["dvc", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+        proc = subprocess.run(
+            ["dvc", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         if proc.returncode != 0:
             raise DvcError(f"dvc {' '.join(args)} failed with exit code {proc.returncode}")
         return ""
@@ -68,9 +67,10 @@ def _find_experiment(node: Any, name: str) -> dict | None:
 
 
 def _separation_metrics(data: dict, model: str) -> dict:
-    metrics = data.get("metrics", {}).get(f"metrics/separation/{model}.json", {})
+    path = paths.metrics("separation", model).as_posix()
+    metrics = data.get("metrics", {}).get(path, {})
     if "data" not in metrics:
-        raise DvcError(f"the experiment wrote no metrics/separation/{model}.json; see `dvc queue logs`")
+        raise DvcError(f"the experiment wrote no {path}; see `dvc queue logs`")
     return metrics["data"]
 
 
@@ -87,10 +87,13 @@ def comparison_table(results: dict[str, dict[str, dict]]) -> dict:
         results: ``{labels: {model: metrics/separation/<model>.json content}}``.
     """
     table: dict[str, Any] = {"global_sdr": {}, "sdr": {}, "gap_closed": {}}
-    for model in MODELS:
+    models = next(iter(results.values())).keys() if results else []
+    for model in models:
         table["global_sdr"][model] = {
-            labels: {**{c: r[model]["global_sdr"]["mean"][c] for c in CLASSES},
-                     "mean": r[model]["global_sdr"]["mean"]["mean_over_sources"]}
+            labels: {
+                **{c: r[model]["global_sdr"]["mean"][c] for c in CLASSES},
+                "mean": r[model]["global_sdr"]["mean"]["mean_over_sources"],
+            }
             for labels, r in results.items()
         }
         table["sdr"][model] = {
@@ -101,41 +104,50 @@ def comparison_table(results: dict[str, dict[str, dict]]) -> dict:
         if {"noisy", "clean"} <= set(g):
             table["gap_closed"][model] = {
                 labels: gap_closed(g["noisy"]["mean"], g[labels]["mean"], g["clean"]["mean"])
-                for labels in g if labels not in ("noisy", "clean")
+                for labels in g
+                if labels not in ("noisy", "clean")
             }
     return table
 
 
 def markdown(table: dict) -> str:
     """The comparison as a markdown table (global SDR in dB, mean over test songs)."""
-    lines = ["| model | labels | " + " | ".join(CLASSES) + " | mean | museval SDR | gap closed |",
-             "|---" * (len(CLASSES) + 5) + "|"]
+    lines = [
+        "| model | labels | " + " | ".join(CLASSES) + " | mean | museval SDR | gap closed |",
+        "|---" * (len(CLASSES) + 5) + "|",
+    ]
     for model, by_labels in table["global_sdr"].items():
         for labels, row in by_labels.items():
             closed = table["gap_closed"].get(model, {}).get(labels)
             museval = table["sdr"][model][labels]
             lines.append(
-                f"| {model} | {labels} | " + " | ".join(f"{row[c]:.2f}" for c in CLASSES)
+                f"| {model} | {labels} | "
+                + " | ".join(f"{row[c]:.2f}" for c in CLASSES)
                 + f" | **{row['mean']:.2f}** | {'' if museval is None else f'{museval:.2f}'} | "
-                + ("" if closed is None else f"{100 * closed:.0f} %") + " |"
+                + ("" if closed is None else f"{100 * closed:.0f} %")
+                + " |"
             )
     return "\n".join(lines) + "\n"
 
 
-def method_summary(metrics_dir: Path = Path("metrics")) -> str:
-    """Classifier and refinement headline numbers of the committed run, as markdown (from metrics/)."""
-    lines = ["| round | classifier trained on | clean-test exact match | macro F1 | stems whose label set is right: trained on → refined |",
-             "|---|---|---|---|---|"]
-    for name in ("1", "2", "clean"):
-        classifier, refinement = metrics_dir / "classifier" / f"{name}.json", metrics_dir / "refine" / f"{name}.json"
+def method_summary(rounds: list[str]) -> str:
+    """Classifier and refinement headline numbers of the committed run's ``rounds``, as markdown (from metrics/)."""
+    lines = [
+        "| round | classifier trained on | clean-test exact match | macro F1 | stems whose label set is right: trained on → refined |",
+        "|---|---|---|---|---|",
+    ]
+    for name in rounds:
+        classifier, refinement = paths.metrics("classifier", name), paths.metrics("refine", name)
         if not (classifier.is_file() and refinement.is_file()):
             continue
         c, r = json.loads(classifier.read_text()), json.loads(refinement.read_text())
         if "skipped" in c or "label_accuracy_refined" not in r:
             continue
         test = c["test_clean_mixtures"]
-        lines.append(f"| {name} | {c['trained_on']} | {100 * test['exact_match']:.1f} % | {test['macro_f1']:.3f} | "
-                     f"{100 * r['label_accuracy_input']:.1f} % → {100 * r['label_accuracy_refined']:.1f} % |")
+        lines.append(
+            f"| {name} | {c['trained_on']} | {100 * test['exact_match']:.1f} % | {test['macro_f1']:.3f} | "
+            f"{100 * r['label_accuracy_input']:.1f} % → {100 * r['label_accuracy_refined']:.1f} % |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -146,23 +158,31 @@ def update_readme(readme: Path, text: str) -> None:
     if start not in content or end not in content:
         raise UserError(f"{readme}: no '{start}' ... '{end}' markers to write the results between")
     head, rest = content.split(start, 1)
-    write_text(readme, head + start + "\n" + text + rest[rest.index(end):])
+    write_text(readme, head + start + "\n" + text + rest[rest.index(end) :])
 
 
-def results_section(table: dict) -> str:
+def results_section(table: dict, rounds: list[str]) -> str:
     """The README's results section: generated from the comparison and the committed metrics."""
-    parts = ["Produced by `selfrefine compare` (global SDR in dB, mean over the clean test songs; museval: median",
-             "over songs of the per-song median SDR, averaged over sources).", "", markdown(table)]
+    parts = [
+        "Produced by `selfrefine compare` (global SDR in dB, mean over the clean test songs; museval: median",
+        "over songs of the per-song median SDR, averaged over sources).",
+        "",
+        markdown(table),
+    ]
     for model, closed in table["gap_closed"].items():
         g = table["global_sdr"][model]
         gap = g["clean"]["mean"] - g["noisy"]["mean"]
         refined = ", ".join(f"{name} {100 * v:.0f} %" for name, v in closed.items() if v is not None)
         parts.append(f"- **{model}**: noisy → clean gap {gap:.2f} dB; share of it closed: {refined}.")
     batch = table["batch"]
-    parts += ["", f"The experiments were queued at {batch['queued']} and the last finished at {batch['last_finished']}",
-              f"({batch['minutes']} min for the batch). Classifier and label quality of the committed run",
-              "(`metrics/classifier/`, `metrics/refine/`; exact match on clean test mixtures at threshold 0.5):", "",
-              method_summary()]
+    parts += [
+        "",
+        f"The experiments were queued at {batch['queued']} and the last finished at {batch['last_finished']}",
+        f"({batch['minutes']} min for the batch). Classifier and label quality of the committed run",
+        "(`metrics/classifier/`, `metrics/refine/`; exact match on clean test mixtures at threshold 0.5):",
+        "",
+        method_summary(rounds),
+    ]
     return "\n".join(parts)
 
 
@@ -172,7 +192,7 @@ def _queue_status(names: dict[str, str]) -> dict[str, str]:
     return {name: line.split()[-1] for name, exp in names.items() for line in lines if exp in line.split()}
 
 
-def _results(names: dict[str, str]) -> tuple[dict[str, dict], dict[str, str]]:
+def _results(names: dict[str, str], models: list[str]) -> tuple[dict[str, dict], dict[str, str]]:
     """Separation metrics (and finish times, where DVC records them) of our finished experiments (``dvc exp show``).
 
     All commits are searched: a comparison resumed after new commits still finds its experiments.
@@ -181,15 +201,22 @@ def _results(names: dict[str, str]) -> tuple[dict[str, dict], dict[str, str]]:
     results, finished = {}, {}
     for name, exp in names.items():
         data = _find_experiment(shown, exp)
-        if data is not None and all(f"metrics/separation/{m}.json" in data.get("metrics", {}) for m in MODELS):
-            results[name] = {model: _separation_metrics(data, model) for model in MODELS}
+        if data is not None and all(
+            paths.metrics("separation", m).as_posix() in data.get("metrics", {}) for m in models
+        ):
+            results[name] = {model: _separation_metrics(data, model) for model in models}
             if data.get("timestamp"):
                 finished[name] = data["timestamp"]
     return results, finished
 
 
-def run_comparison(labels: list[str], stamp: str | None = None, out_dir: Path = Path("metrics"),
-                   plot: Path = Path("plots/compare.png"), poll_seconds: float = 15.0) -> dict:
+def run_comparison(
+    labels: list[str],
+    stamp: str | None = None,
+    out_dir: Path = Path("metrics"),
+    plot: Path = Path("plots/compare.png"),
+    poll_seconds: float = 15.0,
+) -> dict:
     """Queue, run and tabulate one experiment per label table (see module docstring).
 
     Args:
@@ -200,19 +227,21 @@ def run_comparison(labels: list[str], stamp: str | None = None, out_dir: Path = 
         plot: the bar chart.
         poll_seconds: how often the queue is checked.
     """
-    from selfrefine import plots
-
-    unknown = [name for name in labels if name not in LABEL_TABLES]
+    params = load_params()
+    models = params.separate.models
+    unknown = [name for name in labels if name not in params.label_tables()]
     if unknown:
-        raise UserError(f"unknown label table '{unknown[0]}'; use any of {', '.join(LABEL_TABLES)}")
+        raise UserError(f"unknown label table '{unknown[0]}'; use any of {', '.join(params.label_tables())}")
     stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
     try:
         queued = datetime.strptime(stamp, "%Y%m%d-%H%M%S")
     except ValueError:
-        raise UserError(f"--stamp {stamp!r}: expected YYYYmmdd-HHMMSS, as in an earlier batch's experiment names") from None
+        raise UserError(
+            f"--stamp {stamp!r}: expected YYYYmmdd-HHMMSS, as in an earlier batch's experiment names"
+        ) from None
     names = {name: f"compare-{name}-{stamp}" for name in labels}
     began = time.perf_counter()
-    results, finished = _results(names)
+    results, finished = _results(names, models)
     pending = {name: exp for name, exp in names.items() if name not in results}
     if pending:
         status = _queue_status(pending)
@@ -230,17 +259,51 @@ def run_comparison(labels: list[str], stamp: str | None = None, out_dir: Path = 
             raise DvcError(f"experiment {failed[0]} failed; see `dvc queue logs {failed[0]}`")
         if any(word == "Queued" for word in status.values()) and "Running" not in status.values():
             _dvc("queue", "start", "-j", "1")  # the worker can exit with work left in the queue
-        results, finished = _results(names)
+        results, finished = _results(names, models)
     table = comparison_table({name: results[name] for name in labels})
     table["experiments"] = names
     last = max(map(datetime.fromisoformat, finished.values()), default=datetime.now())
-    table["batch"] = {"queued": queued.isoformat(), "last_finished": last.isoformat(),
-                      "minutes": round((last - queued).total_seconds() / 60, 1)}
+    table["batch"] = {
+        "queued": queued.isoformat(),
+        "last_finished": last.isoformat(),
+        "minutes": round((last - queued).total_seconds() / 60, 1),
+    }
     table["seconds_this_call"] = round(time.perf_counter() - began, 1)
     write_json(out_dir / "compare.json", table)
     write_text(out_dir / "compare.md", markdown(table))
-    update_readme(Path("README.md"), results_section(table))
-    plots.compare_bars(plot, table["global_sdr"])
-    log.info("compare: wrote %s, %s and the README's results (batch: %.1f min)", out_dir / "compare.json", plot,
-             table["batch"]["minutes"])
+    update_readme(Path("README.md"), results_section(table, list(params.refine.rounds)))
+    compare_bars(plot, table["global_sdr"])
+    log.info(
+        "compare: wrote %s, %s and the README's results (batch: %.1f min)",
+        out_dir / "compare.json",
+        plot,
+        table["batch"]["minutes"],
+    )
     return table
+
+
+def compare_bars(path: Path, table: dict[str, dict[str, dict[str, float]]]) -> None:
+    """SDR per source per label table, one panel per model.
+
+    Args:
+        path: PNG to write.
+        table: ``{model: {labels: {source or "mean": dB}}}``.
+    """
+    import numpy as np
+
+    from selfrefine.plots import plt, save_figure
+
+    models = sorted(table)
+    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 3.5), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        labels = list(table[model])
+        keys = [*CLASSES, "mean"]
+        width = 0.8 / len(labels)
+        for i, name in enumerate(labels):
+            ax.bar(np.arange(len(keys)) + i * width, [table[model][name][k] for k in keys], width, label=name)
+        ax.set_xticks(np.arange(len(keys)) + width * (len(labels) - 1) / 2, keys)
+        ax.set_title(model)
+        ax.set_ylabel("global SDR (dB)")
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=len(labels), frameon=False)
+    save_figure(fig, path)

@@ -4,16 +4,18 @@ DVC does not validate ``dvc exp run -S key=value`` (a typo silently adds a key),
 the file through :func:`load_params`, which rejects unknown keys (naming the closest valid one), wrong
 types and out-of-range values with a one-line :class:`ParamsError`.
 
-Model blocks (``classifier.model``, ``demucs.model``, ``xumx.model``) map 1:1 onto their model's
-constructor keyword arguments and are checked against its signature; the arguments the data decides
-(sample rate, channels, sources) are filled in by the stage, never written twice.
+This module imports no torch (data stages load it in milliseconds). Model blocks (``classifier.model``
+and each separator's ``model``) map 1:1 onto their constructor's keyword arguments; the stage that
+builds a model checks its block against the constructor before it loads any data
+(:func:`selfrefine.models.registry.check_block`), and checks there that the separator is registered,
+so adding a separator to the registry invalidates no stage but its own. The separators' blocks are
+``separators.<name>``; the refinement rounds are ``refine.rounds``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import inspect
 import types
 import typing
 from collections.abc import Callable, Mapping, MutableMapping
@@ -24,9 +26,10 @@ from typing import Any
 import yaml
 
 from selfrefine.errors import UserError
+from selfrefine.paths import refined_table
 
-LABEL_TABLES = ("noisy", "refined_1", "refined_2", "refined_by_clean", "clean")
-"""Label tables a separator can train on (``separate.labels``); each is ``data/labels/<name>.csv``."""
+ROOT_TABLES = ("noisy", "clean")
+"""Label tables the index writes: file names, and the truth (empty when it is unknown)."""
 
 
 class ParamsError(UserError):
@@ -138,14 +141,32 @@ class RefineParams:
     )
     aggregate: str = field(default="mean", metadata=_one_of("mean", "max"))
     hop_seconds: float = field(default=1.0, metadata=_positive())
+    rounds: dict[str, str] = field(default_factory=lambda: {"1": "noisy", "2": "refined_1", "clean": "clean"})
+    """Round -> the label table its classifier is mix-trained on (``noisy``, ``clean`` or an earlier
+    round's ``refined_<round>``); round ``r`` writes ``refined_<r>``. Drives the ``classify@r`` and
+    ``refine@r`` stages (a DVC ``foreach``)."""
+
+    def chain(self, round_key: str) -> list[str]:
+        """The rounds that lead to ``round_key``, first to last (each trains on the previous one's labels)."""
+        rounds = [round_key]
+        while self.rounds[rounds[0]] not in ROOT_TABLES:
+            rounds.insert(0, self.rounds[rounds[0]].removeprefix("refined_"))
+        return rounds
+
+    def root(self, table: str) -> str:
+        """The index table (``noisy`` or ``clean``) that label table ``table`` is refined from."""
+        return table if table in ROOT_TABLES else self.rounds[self.chain(table.removeprefix("refined_"))[0]]
 
 
 @dataclass(frozen=True)
 class SeparateParams:
     """Which labels the separators train on and how label sets become per-class pools."""
 
-    labels: str = field(default="refined_2", metadata=_one_of(*LABEL_TABLES))
+    labels: str = "refined_2"
+    """``noisy``, ``clean`` or ``refined_<round>`` of a round in ``refine.rounds``."""
     pool: str = field(default="single", metadata=_one_of("single", "named"))
+    models: list[str] = field(default_factory=lambda: ["demucs", "xumx"])
+    """Separators to train and evaluate (``train@<name>``, ``evaluate@<name>``); each has a ``separators`` block."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +176,8 @@ class SeparatorTrainParams:
     steps: int = field(default=300, metadata=_positive())
     batch_size: int = field(default=8, metadata=_positive())
     lr: float = field(default=3e-3, metadata=_positive())
+    loss: str = "l1"
+    """A key of the separator module's ``LOSSES`` (checked by the training stage)."""
     segment_seconds: float = field(default=3.0, metadata=_positive())
     gain_db: float = field(default=3.0, metadata=_non_negative())
     shift_seconds: float = field(default=0.5, metadata=_non_negative())
@@ -192,13 +215,19 @@ class Params:
     classifier: ClassifierParams = ClassifierParams()
     refine: RefineParams = RefineParams()
     separate: SeparateParams = SeparateParams()
-    demucs: SeparatorParams = SeparatorParams()
-    xumx: SeparatorParams = SeparatorParams()
     evaluate: EvaluateParams = EvaluateParams()
+    separators: dict[str, SeparatorParams] = field(default_factory=dict)
+    """One block per separator (a module of :mod:`selfrefine.models.separators`)."""
+
+    def label_tables(self) -> list[str]:
+        """Every label table the pipeline writes: the index's two and one per refinement round."""
+        return [*ROOT_TABLES, *(refined_table(r) for r in self.refine.rounds)]
 
 
 def _type_ok(value: Any, hint: Any) -> tuple[bool, Any]:
     """Whether ``value`` fits the type ``hint``; ints are accepted (and converted) where floats are."""
+    if hint is Any:
+        return True, value
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         for arm in typing.get_args(hint):
@@ -207,7 +236,15 @@ def _type_ok(value: Any, hint: Any) -> tuple[bool, Any]:
                 return True, converted
         return False, value
     if origin is dict:
-        return isinstance(value, Mapping), dict(value) if isinstance(value, Mapping) else value
+        if not isinstance(value, Mapping):
+            return False, value
+        value_hint = typing.get_args(hint)[1]  # keys are checked where they are used (refine.rounds)
+        return all(_type_ok(v, value_hint)[0] for v in value.values()), dict(value)
+    if origin is list:
+        if not isinstance(value, list):
+            return False, value
+        (item_hint,) = typing.get_args(hint)
+        return all(_type_ok(v, item_hint)[0] for v in value), list(value)
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return True, float(value)
@@ -224,6 +261,8 @@ def _type_ok(value: Any, hint: Any) -> tuple[bool, Any]:
 def _type_name(hint: Any) -> str:
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(hint))
+    if typing.get_origin(hint) in (dict, list):
+        return str(hint).replace("typing.", "")
     return getattr(hint, "__name__", str(hint))
 
 
@@ -250,6 +289,11 @@ def _build(cls: type, data: Any, where: str) -> Any:
         if dataclasses.is_dataclass(hint):
             kwargs[key] = _build(hint, value, f"{where}{key}.")
             continue
+        if typing.get_origin(hint) is dict and dataclasses.is_dataclass(typing.get_args(hint)[1]):
+            if not isinstance(value, Mapping):
+                raise ParamsError(f"{where}{key}: expected a mapping of names to blocks, got {value!r}")
+            kwargs[key] = {str(k): _build(typing.get_args(hint)[1], v, f"{where}{key}.{k}.") for k, v in value.items()}
+            continue
         ok, value = _type_ok(value, hint)
         if not ok:
             raise ParamsError(f"{where}{key}: expected {_type_name(hint)}, got {value!r}")
@@ -258,24 +302,6 @@ def _build(cls: type, data: Any, where: str) -> Any:
             raise ParamsError(f"{where}{key}: {value!r} is out of range; expected {meta['expected']}")
         kwargs[key] = value
     return cls(**kwargs)
-
-
-def check_kwargs(where: str, kwargs: Mapping[str, Any], constructor: Callable[..., Any], filled: tuple[str, ...]) -> None:
-    """Check a model block against its constructor's keyword arguments.
-
-    Args:
-        where: the block's dotted name, e.g. ``"demucs.model."``.
-        kwargs: the block.
-        constructor: the model class (its ``__init__`` signature is the reference).
-        filled: arguments the stage fills from the data (they must not be in the block).
-    """
-    signature = inspect.signature(constructor)
-    valid = [name for name in signature.parameters if name not in ("self", *filled)]
-    for key in kwargs:
-        if key in filled:
-            raise ParamsError(f"{where}{key}: set by the pipeline from audio/data params; remove it here")
-        if key not in valid:
-            raise unknown_key_error(where, key, valid)
 
 
 def _validate(params: Params) -> Params:
@@ -287,28 +313,53 @@ def _validate(params: Params) -> Params:
         raise ParamsError(
             "noise.rate: must be 0 when data.truth is false (the stems are already noisy and their truth unknown)"
         )
-    if params.separate.labels in ("clean", "refined_by_clean") and not params.data.truth:
-        raise ParamsError(
-            f"separate.labels: '{params.separate.labels}' needs ground truth but data.truth is false; "
-            "use noisy, refined_1 or refined_2"
-        )
     train = params.classifier.train
     if train.max_stems > 4:
         raise ParamsError("classifier.train.max_stems: at most 4 (one stem per class)")
+    _validate_rounds(params.refine)
+    if params.separate.labels not in params.label_tables():
+        raise ParamsError(
+            f"separate.labels: '{params.separate.labels}' is not a label table of this pipeline; "
+            f"use one of {', '.join(params.label_tables())}"
+        )
+    if not params.data.truth and params.refine.root(params.separate.labels) == "clean":
+        raise ParamsError(
+            f"separate.labels: '{params.separate.labels}' needs ground truth but data.truth is false; "
+            "use noisy or a round refined from it"
+        )
+    for name in params.separate.models:
+        if name not in params.separators:
+            raise ParamsError(f"separate.models: '{name}' has no block; add separators.{name} (model and train)")
+    if len(set(params.separate.models)) != len(params.separate.models):
+        raise ParamsError("separate.models: a separator is listed twice")
     return params
+
+
+def _validate_rounds(refine: RefineParams) -> None:
+    """Round keys are names; each round trains on ``noisy``, ``clean`` or an earlier round's labels."""
+    if not refine.rounds:
+        raise ParamsError("refine.rounds: no round; give at least one, e.g. {1: noisy}")
+    seen: list[str] = []
+    for key, table in refine.rounds.items():
+        if not isinstance(key, str):
+            raise ParamsError(
+                f'refine.rounds: round {key!r} must be quoted ("{key}"); DVC skips number keys in foreach'
+            )
+        if not key.replace("_", "").isalnum():
+            raise ParamsError(f"refine.rounds: round '{key}' is not a name (letters, digits, _)")
+        earlier = [refined_table(r) for r in seen]
+        if table not in (*ROOT_TABLES, *earlier):
+            raise ParamsError(
+                f"refine.rounds.{key}: '{table}' is not a label table before this round; "
+                f"use one of {', '.join((*ROOT_TABLES, *earlier))}"
+            )
+        seen.append(key)
 
 
 def parse_params(data: Any, source: str = "params.yaml") -> Params:
     """Validate a params mapping (as read from YAML) into :class:`Params`."""
     try:
-        params = _build(Params, data, "")
-    except ParamsError as err:
-        raise ParamsError(f"{source}: {err}") from None
-    from selfrefine import models  # the model registry imports torch: only when validating blocks
-
-    try:
-        models.check_blocks(params)
-        return _validate(params)
+        return _validate(_build(Params, data, ""))
     except ParamsError as err:
         raise ParamsError(f"{source}: {err}") from None
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import csv
+import hashlib
 import json
 import math
 import os
@@ -13,6 +13,8 @@ import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+from selfrefine.errors import UserError
 
 
 @contextlib.contextmanager
@@ -79,8 +81,15 @@ def write_csv(path: str | Path, rows: Iterable[Mapping[str, Any]], fieldnames: l
 
 
 def read_csv(path: str | Path) -> list[dict[str, str]]:
-    """Read a CSV written by :func:`write_csv` into dict rows."""
-    with Path(path).open(newline="") as f:
+    """Read a CSV written by :func:`write_csv` into dict rows.
+
+    Raises:
+        UserError: the file is missing (the stage that writes it has not run).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: not found; run the stage that writes it first (dvc repro)")
+    with path.open(newline="") as f:
         return list(csv.DictReader(f))
 
 

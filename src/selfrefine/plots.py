@@ -7,14 +7,15 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from selfrefine import CLASSES  # noqa: E402
-from selfrefine.outputs import atomic_path, write_csv  # noqa: E402
+from selfrefine import CLASSES
+from selfrefine.outputs import atomic_path, write_csv
 
 
-def _save(fig: plt.Figure, path: Path) -> None:
+def save_figure(fig: plt.Figure, path: Path) -> None:
+    """Write ``fig`` as a PNG, atomically, and close it."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -27,8 +28,13 @@ def _probability_panel(ax_row: np.ndarray, probs: np.ndarray, truth: list[frozen
             ax.hist(probs[:, k], bins=bins, color="tab:gray")
         else:
             has = np.array([c in t for t in truth])
-            ax.hist([probs[has, k], probs[~has, k]], bins=bins, stacked=True, label=[f"holds {c}", f"no {c}"],
-                    color=["tab:green", "tab:red"])
+            ax.hist(
+                [probs[has, k], probs[~has, k]],
+                bins=bins,
+                stacked=True,
+                label=[f"holds {c}", f"no {c}"],
+                color=["tab:green", "tab:red"],
+            )
             ax.legend(fontsize=7)
         ax.set_title(f"p({c})")
         ax.set_yscale("log")
@@ -38,7 +44,7 @@ def probabilities_only(directory: Path, probs: np.ndarray) -> None:
     """Per-class probability histograms of a refinement without truth."""
     fig, axes = plt.subplots(1, len(CLASSES), figsize=(14, 3))
     _probability_panel(axes, probs, None)
-    _save(fig, directory / "probabilities.png")
+    save_figure(fig, directory / "probabilities.png")
 
 
 def refinement(directory: Path, scores: dict, probs: np.ndarray, truth: list[frozenset[str]]) -> None:
@@ -51,8 +57,7 @@ def refinement(directory: Path, scores: dict, probs: np.ndarray, truth: list[fro
         truth: what each stem truly contains.
     """
     sweep = scores["sweep"]
-    write_csv(directory / "sweep.csv",
-              [dict(zip(sweep, values)) for values in zip(*sweep.values())], list(sweep))
+    write_csv(directory / "sweep.csv", [dict(zip(sweep, values)) for values in zip(*sweep.values())], list(sweep))
     write_csv(directory / "confusion.csv", scores["confusion"], ["actual", "predicted"])
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for key, style in (("precision", "-o"), ("recall", "-s"), ("label_accuracy", "-^")):
@@ -61,9 +66,11 @@ def refinement(directory: Path, scores: dict, probs: np.ndarray, truth: list[fro
     ax.set_title("corrupted-stem detection and refined label accuracy")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    _save(fig, directory / "sweep.png")
-    cats = sorted({r["actual"] for r in scores["confusion"]} | {r["predicted"] for r in scores["confusion"]},
-                  key=lambda s: (s.count("+"), s))
+    save_figure(fig, directory / "sweep.png")
+    cats = sorted(
+        {r["actual"] for r in scores["confusion"]} | {r["predicted"] for r in scores["confusion"]},
+        key=lambda s: (s.count("+"), s),
+    )
     matrix = np.zeros((len(cats), len(cats)), dtype=int)
     for r in scores["confusion"]:
         matrix[cats.index(r["actual"]), cats.index(r["predicted"])] += 1
@@ -76,10 +83,10 @@ def refinement(directory: Path, scores: dict, probs: np.ndarray, truth: list[fro
     ax.set_yticks(range(len(cats)), cats, fontsize=7)
     ax.set_xlabel("refined label set")
     ax.set_ylabel("true content")
-    _save(fig, directory / "confusion.png")
+    save_figure(fig, directory / "confusion.png")
     fig, axes = plt.subplots(1, len(CLASSES), figsize=(14, 3))
     _probability_panel(axes, probs, truth)
-    _save(fig, directory / "probabilities.png")
+    save_figure(fig, directory / "probabilities.png")
 
 
 def training_curves(path: Path, history: list[dict[str, float]], title: str) -> None:
@@ -97,42 +104,18 @@ def training_curves(path: Path, history: list[dict[str, float]], title: str) -> 
         twin.set_ylabel("dB")
         twin.legend(loc="center right", fontsize=8)
     ax.legend(loc="upper right", fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
-def sdr_bars(path: Path, rows: list[dict]) -> None:
-    """Grouped bars of global SDR per source, one group per model (``rows`` as written to sdr.csv)."""
-    models = sorted({r["model"] for r in rows})
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    width = 0.8 / len(models)
-    for m, model in enumerate(models):
-        values = [next(r["global_sdr"] for r in rows if r["model"] == model and r["source"] == c) for c in CLASSES]
-        ax.bar(np.arange(len(CLASSES)) + m * width, values, width, label=model)
-    ax.set_xticks(np.arange(len(CLASSES)) + width * (len(models) - 1) / 2, CLASSES)
-    ax.set_ylabel("global SDR (dB), mean over test songs")
+def sdr_bars(path: Path, rows: list[dict], title: str) -> None:
+    """Bars of one separator's SDR per source (``rows`` as written to sdr.csv)."""
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    x = np.arange(len(rows))
+    ax.bar(x - 0.2, [r["global_sdr"] for r in rows], 0.4, label="global SDR (mean over songs)")
+    ax.bar(x + 0.2, [r["sdr"] for r in rows], 0.4, label="museval SDR (median over songs)")
+    ax.set_xticks(x, [r["source"] for r in rows])
+    ax.set_ylabel("dB")
+    ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    _save(fig, path)
-
-
-def compare_bars(path: Path, table: dict[str, dict[str, dict[str, float]]]) -> None:
-    """SDR per source per label table, one panel per model.
-
-    Args:
-        path: PNG to write.
-        table: ``{model: {labels: {source or "mean": dB}}}``.
-    """
-    models = sorted(table)
-    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 3.5), squeeze=False)
-    for ax, model in zip(axes[0], models):
-        labels = list(table[model])
-        keys = [*CLASSES, "mean"]
-        width = 0.8 / len(labels)
-        for i, name in enumerate(labels):
-            ax.bar(np.arange(len(keys)) + i * width, [table[model][name][k] for k in keys], width, label=name)
-        ax.set_xticks(np.arange(len(keys)) + width * (len(labels) - 1) / 2, keys)
-        ax.set_title(model)
-        ax.set_ylabel("global SDR (dB)")
-        ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=len(labels), frameon=False)
-    _save(fig, path)
+    save_figure(fig, path)

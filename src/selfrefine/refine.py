@@ -21,9 +21,10 @@ import torch
 from torch import nn
 
 from selfrefine import CLASSES
-from selfrefine.classifier import predict
-from selfrefine.data import LabelledStem, StemStore, format_labels
-from selfrefine.metrics import f1_optimal_thresholds, multilabel_scores
+from selfrefine.data.labels import LabelledStem, format_labels
+from selfrefine.data.stems import StemStore
+from selfrefine.evaluation.metrics import f1_optimal_thresholds, multilabel_scores
+from selfrefine.models.classifier import predict
 
 SWEEP = np.round(np.arange(0.05, 0.96, 0.05), 2)
 """Global thresholds at which the refinement is re-scored for the threshold plots."""
@@ -65,8 +66,10 @@ def relabel(stems: list[LabelledStem], probs: np.ndarray, thresholds: np.ndarray
 def table_extras(stems: list[LabelledStem], refined: list[LabelledStem], probs: np.ndarray) -> list[dict]:
     """Extra label-table columns: per-class probabilities and whether the file-name label changed."""
     return [
-        {**{f"p_{c}": round(float(p), 5) for c, p in zip(CLASSES, row)},
-         "changed": int(r.labels != frozenset({s.stem}))}
+        {
+            **{f"p_{c}": round(float(p), 5) for c, p in zip(CLASSES, row)},
+            "changed": int(r.labels != frozenset({s.stem})),
+        }
         for s, r, row in zip(stems, refined, probs, strict=True)
     ]
 

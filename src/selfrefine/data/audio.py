@@ -1,0 +1,108 @@
+"""Audio reading, validation and writing (soundfile for I/O, torchaudio for resampling).
+
+Arrays are ``float32`` of shape ``(channels, samples)`` everywhere in the library.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+from selfrefine.errors import UserError
+from selfrefine.outputs import atomic_path
+
+
+class AudioError(UserError):
+    """A stem that cannot be used; the message is one line naming the file and the fix."""
+
+
+def read_audio(
+    path: str | Path,
+    sample_rate: int,
+    channels: int,
+    convert: bool = True,
+) -> np.ndarray:
+    """Read and validate a whole audio file.
+
+    Args:
+        path: file to read (any format libsndfile reads).
+        sample_rate: rate the caller works at; other rates are resampled when ``convert``.
+        channels: 1 or 2; mono is duplicated to stereo and stereo averaged to mono when ``convert``.
+        convert: if False, a wrong rate or channel count is an :class:`AudioError`.
+
+    Returns:
+        ``(channels, samples)`` float32 array.
+
+    Raises:
+        AudioError: unreadable, empty, non-finite, or (with ``convert=False``) wrong rate/channels.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: file is missing; restore it or remove its song folder")
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as err:
+        raise AudioError(f"{path}: unreadable audio ({str(err).splitlines()[0]}); re-export it as WAV") from None
+    if data.shape[0] == 0:
+        raise AudioError(f"{path}: empty audio (0 samples); re-export the stem or remove the song")
+    if not np.isfinite(data).all():
+        raise AudioError(f"{path}: contains NaN or infinite samples; re-export the stem")
+    audio = np.ascontiguousarray(data.T)
+    if audio.shape[0] != channels:
+        if not convert:
+            raise AudioError(
+                f"{path}: has {audio.shape[0]} channels, expected {channels}; convert it or set data.convert: true"
+            )
+        audio = to_channels(audio, channels)
+    if rate != sample_rate:
+        if not convert:
+            raise AudioError(
+                f"{path}: sample rate {rate} Hz, expected {sample_rate} Hz; resample it or set data.convert: true"
+            )
+        audio = resample(audio, rate, sample_rate)
+    return audio
+
+
+def to_channels(audio: np.ndarray, channels: int) -> np.ndarray:
+    """Convert ``(c, n)`` audio to ``(channels, n)``: average down to mono, repeat up from mono."""
+    if audio.shape[0] == channels:
+        return audio
+    if channels == 1:
+        return audio.mean(axis=0, keepdims=True)
+    if audio.shape[0] == 1:
+        return np.repeat(audio, channels, axis=0)
+    raise AudioError(f"cannot convert {audio.shape[0]} channels to {channels}")
+
+
+def resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """Resample ``(c, n)`` audio from ``rate`` to ``target`` Hz with torchaudio's sinc resampler."""
+    if rate == target:
+        return audio
+    return AF.resample(torch.from_numpy(audio), rate, target).numpy()
+
+
+def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
+    """Write ``(channels, samples)`` audio as 32-bit float WAV, atomically.
+
+    Float WAV keeps generated and corrupted stems bit-exact (a merged stem is exactly the sum of its
+    parts) and never clips.
+    """
+    if audio.ndim != 2:
+        raise ValueError(f"expected (channels, samples) audio, got shape {audio.shape}")
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), np.ascontiguousarray(audio.T), sample_rate, subtype="FLOAT", format="WAV")
+
+
+def samples(seconds: float, sample_rate: int) -> int:
+    """A duration in whole samples."""
+    return int(round(seconds * sample_rate))
+
+
+def rms_db(audio: np.ndarray) -> float:
+    """Root-mean-square level of ``audio`` in dBFS (``-inf`` for digital silence)."""
+    power = float(np.mean(np.square(audio, dtype=np.float64))) if audio.size else 0.0
+    return 10.0 * np.log10(power) if power > 0 else float("-inf")

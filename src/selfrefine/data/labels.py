@@ -1,0 +1,89 @@
+"""Label tables: the label set each training stem is given.
+
+A stem's *label* is its file name; its *truth* (known only for generated or deliberately corrupted data)
+is the set of classes it really contains. A *label table* (``data/labels/<name>.csv``) assigns each
+training stem a label set: from file names (``noisy``), from the truth (``clean``) or from a refinement
+round's classifier (``refined_<round>``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from selfrefine import CLASSES
+from selfrefine.errors import UserError
+from selfrefine.outputs import read_csv, write_csv
+
+LABEL_COLUMNS = ["song", "stem", "path", "labels"]
+
+
+def format_labels(labels: Iterable[str]) -> str:
+    """A label set as text, classes in :data:`CLASSES` order joined by ``+`` (``""`` for none)."""
+    labels = set(labels)
+    return "+".join(c for c in CLASSES if c in labels)
+
+
+def parse_labels(text: str) -> frozenset[str]:
+    """Inverse of :func:`format_labels`."""
+    labels = frozenset(t for t in text.split("+") if t)
+    unknown = labels - set(CLASSES)
+    if unknown:
+        raise ValueError(f"unknown class(es) {sorted(unknown)} in label set '{text}'")
+    return labels
+
+
+def labels_to_vector(labels: frozenset[str]) -> np.ndarray:
+    """``(4,)`` float32 multi-hot vector in :data:`CLASSES` order."""
+    return np.array([c in labels for c in CLASSES], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class LabelledStem:
+    """A training stem and the label set a label table gives it."""
+
+    song: str
+    stem: str
+    path: str
+    labels: frozenset[str]
+
+
+def read_label_table(path: str | Path) -> list[LabelledStem]:
+    """Read a label table (any table with the :data:`LABEL_COLUMNS`)."""
+    return [LabelledStem(r["song"], r["stem"], r["path"], parse_labels(r["labels"])) for r in read_csv(path)]
+
+
+def write_label_table(path: str | Path, stems: Sequence[LabelledStem], extra: Sequence[dict] | None = None) -> None:
+    """Write a label table; ``extra`` adds per-row columns (e.g. probabilities)."""
+    extra = extra or [{} for _ in stems]
+    rows = [
+        {"song": s.song, "stem": s.stem, "path": s.path, "labels": format_labels(s.labels), **e}
+        for s, e in zip(stems, extra, strict=True)
+    ]
+    columns = LABEL_COLUMNS + [k for k in (extra[0] if extra else {}) if k not in LABEL_COLUMNS]
+    write_csv(path, rows, columns)
+
+
+def split_songs(
+    stems: list[LabelledStem], val_fraction: float, seed: int, key: str = "val_fraction"
+) -> tuple[list[int], list[int]]:
+    """Indices of training and validation stems, split by song so no song is in both.
+
+    Raises:
+        UserError: the split leaves no training or no validation song (``key`` names the param to change).
+    """
+    songs = sorted({s.song for s in stems})
+    rng = np.random.default_rng(seed)
+    n_val = max(1, int(round(val_fraction * len(songs))))
+    val_songs = set(rng.permutation(songs)[:n_val].tolist())
+    train = [i for i, s in enumerate(stems) if s.song not in val_songs]
+    val = [i for i, s in enumerate(stems) if s.song in val_songs]
+    if not train or not val:
+        raise UserError(
+            f"{key} {val_fraction} leaves no training or no validation song among {len(songs)} songs; "
+            "use more songs or another fraction"
+        )
+    return train, val

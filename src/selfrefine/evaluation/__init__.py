@@ -1,0 +1,1 @@
+"""Evaluation: classification and separation metrics, and the chunked separation of test songs."""

@@ -1,0 +1,1 @@
+"""Models: the instrument classifier, the separators, and the registry that names and rebuilds them."""

@@ -1,0 +1,49 @@
+"""Self-describing checkpoints: the registry name, the class, the constructor kwargs and the weights.
+
+Any later stage rebuilds the model with ``MODEL(**kwargs)`` and needs no training config (as Demucs's
+``states.serialize_model`` does). Provenance holds what defines the model (labels, pools, steps, the
+curve history), never wall time, so the same run gives the same file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from selfrefine.errors import UserError
+from selfrefine.models.registry import build
+from selfrefine.outputs import atomic_path
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, name: str, kwargs: dict[str, Any], **provenance: Any) -> None:
+    """Write ``{model, class, kwargs, state, provenance}`` atomically; ``name`` is the registry name."""
+    package = {
+        "model": name,
+        "class": type(model).__name__,
+        "kwargs": kwargs,
+        "state": model.state_dict(),
+        "provenance": provenance,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(package, tmp)
+
+
+def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model a checkpoint holds, in eval mode, on the CPU.
+
+    Returns:
+        (model, checkpoint dict without the weights).
+
+    Raises:
+        UserError: no checkpoint there (its stage has not run).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no trained model; run the stage that writes it first (dvc repro)")
+    package = torch.load(path, map_location="cpu", weights_only=False)
+    model = build(package["model"], package["kwargs"])
+    model.load_state_dict(package.pop("state"))
+    return model.eval(), package

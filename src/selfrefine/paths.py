@@ -1,0 +1,73 @@
+"""Where the pipeline keeps things: the one place that spells out the paths ``dvc.yaml`` declares.
+
+Stage bodies, ``compare`` and the tests take their paths from here, so a path is written once in Python
+(and once, as a dependency or output, in ``dvc.yaml``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+GENERATED = Path("data/generated")
+"""The embedded default dataset (``generate``)."""
+NOISY = Path("data/noisy")
+"""Training stems with label noise injected, and their ``truth.csv`` (``corrupt``)."""
+INDEX = Path("data/index.csv")
+"""Every validated stem (``index``)."""
+CHECKPOINTS = Path("checkpoints")
+"""Resumable training state; not a DVC output (DVC would delete it before the rerun that resumes it)."""
+
+
+def label_table(name: str) -> Path:
+    """Label table ``name``: ``noisy``, ``clean`` or ``refined_<round>``."""
+    return Path("data/labels") / f"{name}.csv"
+
+
+def refined_table(round_key: str) -> str:
+    """The name of the label table that refinement round ``round_key`` writes."""
+    return f"refined_{round_key}"
+
+
+def classifier_dir(round_key: str) -> Path:
+    """The mix-trained classifier of a round: ``model.pt`` and ``validation.npz``."""
+    return Path("models/classifier") / round_key
+
+
+def separator_model(name: str) -> Path:
+    """A trained separator's checkpoint."""
+    return Path("models") / name / "model.pt"
+
+
+def curves(run: str) -> Path:
+    """dvclive folder of a training run (``classify_<round>`` or ``train_<separator>``)."""
+    return Path("dvclive") / run
+
+
+def training_plot(run: str) -> Path:
+    """The training-curve figure of a run."""
+    return Path("plots/train") / run / "curves.png"
+
+
+def timing(stage: str) -> Path:
+    """Wall-time record of a stage: kept apart from models and metrics, so those stay reproducible."""
+    return Path("timings") / f"{stage}.json"
+
+
+def metrics(kind: str, name: str) -> Path:
+    """``metrics/<kind>/<name>.json``, e.g. ``metrics("refine", "2")``."""
+    return Path("metrics") / kind / f"{name}.json"
+
+
+def refine_plots(round_key: str) -> Path:
+    """Threshold sweeps, confusion and probability plots of a refinement round."""
+    return Path("plots/refine") / round_key
+
+
+def separation_plots(name: str) -> Path:
+    """Per-source and per-song scores of a separator on the clean test songs."""
+    return Path("plots/separation") / name
+
+
+def estimates(name: str) -> Path:
+    """A separator's estimates of the clean test songs."""
+    return Path("data/estimates") / name

@@ -1,0 +1,97 @@
+"""Stage ``classify@<round>``: mix-train a refinement round's classifier and score it on clean test mixtures."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from selfrefine import paths, plots
+from selfrefine.config import Params
+from selfrefine.data.audio import samples
+from selfrefine.data.labels import LabelledStem, read_label_table
+from selfrefine.data.mixing import LabelMixer
+from selfrefine.models.checkpoints import save_checkpoint
+from selfrefine.models.classifier import predict
+from selfrefine.models.registry import check_block
+from selfrefine.outputs import atomic_path, file_digest, read_csv, write_json
+from selfrefine.stages.common import skip, stem_store
+from selfrefine.stages.entry import main
+from selfrefine.training.loop import train
+from selfrefine.training.mixtrain import MixTraining, draw_mixtures, score_on_mixtures
+
+log = logging.getLogger("selfrefine.stages.classify")  # not __name__: run as __main__
+
+
+def run(params: Params, round_key: str, table: str) -> dict[str, float] | None:
+    """Mix-train on label table ``table``; write the model, its validation predictions, curves and metrics.
+
+    Args:
+        params: the pipeline's params.
+        round_key: the round (a key of ``refine.rounds``); names the outputs.
+        table: the label table it trains on (``refine.rounds[round_key]``).
+    """
+    check_block("classifier", params.classifier.model)
+    out = paths.classifier_dir(round_key)
+    metrics = paths.metrics("classifier", round_key)
+    run_name = f"classify_{round_key}"
+    stems = read_label_table(paths.label_table(table))
+    if not stems:
+        skip(
+            metrics,
+            [out, paths.curves(run_name), paths.training_plot(run_name).parent],
+            f"label table '{table}' is empty (no ground truth): round '{round_key}' skipped",
+        )
+        return None
+    tp = params.classifier.train
+    kwargs = {**params.classifier.model, "sample_rate": params.audio.sample_rate}
+    store = stem_store(params, [s.path for s in stems])
+    task = MixTraining(stems, store, kwargs, tp, params.seed, file_digest(paths.label_table(table)) + store.digest())
+    model, result = train(task, params.seed, paths.CHECKPOINTS / f"{run_name}.pt", paths.curves(run_name))
+    save_checkpoint(
+        out / "model.pt",
+        model,
+        "classifier",
+        kwargs,
+        crop_seconds=tp.crop_seconds,
+        trained_on=table,
+        steps=tp.steps,
+        history=result.history,
+    )
+    with atomic_path(out / "validation.npz") as tmp, tmp.open("wb") as f:
+        np.savez(f, probs=predict(model, task.val_waves), targets=task.val_targets)
+    plots.training_curves(
+        paths.training_plot(run_name), result.history, f"classifier, round {round_key} (trained on {table} labels)"
+    )
+    waves, targets = draw_mixtures(_clean_test_mixer(params), tp.test_mixtures)
+    test = score_on_mixtures(model, waves, targets)
+    last = result.history[-1]
+    write_json(
+        metrics,
+        {
+            "trained_on": table,
+            "test_clean_mixtures": test,
+            "validation_noisy_mixtures": {k: v for k, v in last.items() if k != "step"},
+        },
+    )
+    log.info(
+        "classify@%s: clean test exact-match %.3f, macro F1 %.3f", round_key, test["exact_match"], test["macro_f1"]
+    )
+    return {"train": result.seconds}
+
+
+def _clean_test_mixer(params: Params) -> LabelMixer:
+    """Mixtures of the clean test split (targets: file names, which are true there)."""
+    rows = [r for r in read_csv(paths.INDEX) if r["split"] == "test"]
+    stems = [LabelledStem(r["song"], r["stem"], r["path"], frozenset({r["stem"]})) for r in rows]
+    crop = samples(params.classifier.train.crop_seconds, params.audio.sample_rate)
+    store = stem_store(params, [s.path for s in stems])
+    return LabelMixer(store, stems, crop, params.classifier.train.max_stems, 0.0, params.seed + 100)
+
+
+if __name__ == "__main__":
+    main(
+        run,
+        ("round_key", "refinement round (a key of refine.rounds)"),
+        ("table", "label table it mix-trains on (refine.rounds[round])"),
+    )

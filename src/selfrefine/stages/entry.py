@@ -1,0 +1,62 @@
+"""What every stage shares: its command line, one-line errors and its timing record."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from selfrefine import paths
+from selfrefine.config import load_params
+from selfrefine.errors import UserError
+from selfrefine.outputs import write_json
+
+Body = Callable[..., dict[str, float] | None]
+"""A stage body: ``(params, *args) -> {timing detail: seconds}`` (or None)."""
+
+
+def run_stage(stage: str, body: Body, params_path: str | Path, *args: str) -> int:
+    """Run a stage body; bad input becomes one ``error:`` line and exit code 1.
+
+    The stage's wall time (and the details its body returns) go to ``timings/<stage>.json``, never to a
+    model or metrics file, so those are identical from run to run.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    began = time.perf_counter()
+    try:
+        details = body(load_params(params_path), *args) or {}
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    seconds = time.perf_counter() - began
+    write_json(
+        paths.timing(stage),
+        {"stage": stage, "seconds": round(seconds, 2), **{k: round(v, 2) for k, v in details.items()}},
+    )
+    return 0
+
+
+def main(body: Body, *args: tuple[str, str]) -> None:
+    """Command line of a stage module: ``python -m selfrefine.stages.<name> [ARGS] [--params FILE]``.
+
+    Args:
+        body: the stage body.
+        args: ``(name, help)`` of each positional argument; the first one names the stage instance
+            (``classify@1`` writes ``timings/classify_1.json``).
+    """
+    file = Path(inspect.getfile(body))  # run with -m, the body's module is __main__: its file names the stage
+    parser = argparse.ArgumentParser(
+        prog=f"python -m selfrefine.stages.{file.stem}",
+        description=(inspect.getmodule(body).__doc__ or "").split("\n")[0],
+    )
+    for name, text in args:
+        parser.add_argument(name, help=text)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (default: params.yaml)")
+    ns = parser.parse_args()
+    values = [getattr(ns, name) for name, _ in args]
+    stage = "_".join([file.stem, *values[:1]])
+    sys.exit(run_stage(stage, body, ns.params, *values))

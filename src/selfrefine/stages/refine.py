@@ -1,0 +1,77 @@
+"""Stage ``refine@<round>``: relabel every stem of a label table with the round's classifier."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from selfrefine import CLASSES, paths, plots
+from selfrefine.config import Params
+from selfrefine.data.audio import samples
+from selfrefine.data.labels import parse_labels, read_label_table, write_label_table
+from selfrefine.models.checkpoints import load_checkpoint
+from selfrefine.outputs import read_csv, write_json
+from selfrefine.refine import class_thresholds, refinement_scores, relabel, stem_probabilities, table_extras
+from selfrefine.stages.common import skip, stem_store
+from selfrefine.stages.entry import main
+
+log = logging.getLogger("selfrefine.stages.refine")  # not __name__: run as __main__
+
+
+def run(params: Params, round_key: str, table: str) -> None:
+    """Write label table ``refined_<round_key>`` from ``table``; score it where the truth is known.
+
+    Args:
+        params: the pipeline's params.
+        round_key: the round (a key of ``refine.rounds``): its classifier relabels.
+        table: the label table the round's classifier was trained on, whose stems it relabels.
+    """
+    metrics = paths.metrics("refine", round_key)
+    plot_dir = paths.refine_plots(round_key)
+    out = paths.label_table(paths.refined_table(round_key))
+    stems = read_label_table(paths.label_table(table))
+    if not stems:
+        skip(metrics, [plot_dir], f"no classifier for round '{round_key}' (no ground truth)")
+        write_label_table(out, [])
+        return
+    folder = paths.classifier_dir(round_key)
+    model, package = load_checkpoint(folder / "model.pt")
+    validation = np.load(folder / "validation.npz")
+    rp = params.refine
+    thresholds = class_thresholds(rp.threshold, validation["targets"], validation["probs"])
+    sr = params.audio.sample_rate
+    store = stem_store(params, [s.path for s in stems])
+    probs = stem_probabilities(
+        model, store, samples(package["provenance"]["crop_seconds"], sr), samples(rp.hop_seconds, sr), rp.aggregate
+    )
+    refined = relabel(stems, probs, thresholds)
+    extras = table_extras(stems, refined, probs)
+    write_label_table(out, refined, extras)
+    summary = {"thresholds": dict(zip(CLASSES, map(float, thresholds))), "changed": sum(e["changed"] for e in extras)}
+    index = {(r["song"], r["stem"]): r for r in read_csv(paths.INDEX) if r["split"] == "train"}
+    rows = [index[(s.song, s.stem)] for s in stems]
+    if all(r["truth"] != "?" for r in rows):
+        truth = [parse_labels(r["truth"]) for r in rows]
+        scores = refinement_scores(stems, refined, truth, [r["noise"] for r in rows], probs)
+        plots.refinement(plot_dir, scores, probs, truth)
+        summary.update({k: v for k, v in scores.items() if k not in ("sweep", "confusion")})
+        log.info(
+            "refine@%s: label accuracy %.3f (file names), %.3f (input) -> %.3f, %d changed",
+            round_key,
+            scores["label_accuracy_noisy"],
+            scores["label_accuracy_input"],
+            scores["label_accuracy_refined"],
+            scores["changed"],
+        )
+    else:
+        plots.probabilities_only(plot_dir, probs)
+    write_json(metrics, summary)
+
+
+if __name__ == "__main__":
+    main(
+        run,
+        ("round_key", "refinement round (a key of refine.rounds)"),
+        ("table", "label table the round's classifier trained on (refine.rounds[round])"),
+    )

@@ -1,0 +1,78 @@
+"""Stage ``train@<separator>``: train a separator on the label table ``separate.labels`` picks."""
+
+from __future__ import annotations
+
+import logging
+
+from selfrefine import paths, plots
+from selfrefine.config import Params
+from selfrefine.data.labels import read_label_table
+from selfrefine.errors import UserError
+from selfrefine.models.checkpoints import save_checkpoint
+from selfrefine.models.registry import check_block, loss
+from selfrefine.outputs import file_digest, write_json
+from selfrefine.stages.common import stem_store
+from selfrefine.stages.entry import main
+from selfrefine.training.loop import train
+from selfrefine.training.separation import SeparatorTraining, model_kwargs
+
+log = logging.getLogger("selfrefine.stages.train")  # not __name__: run as __main__
+
+
+def run(params: Params, name: str) -> dict[str, float]:
+    """Train separator ``name``; write its checkpoint, curves and ``metrics/train/<name>.json``."""
+    if name not in params.separators:
+        raise UserError(f"separators.{name}: no such block in params.yaml; add one (model and train) for '{name}'")
+    block = params.separators[name]
+    check_block(name, block.model)
+    loss(name, block.train.loss)
+    table = paths.label_table(params.separate.labels)
+    stems = read_label_table(table)
+    kwargs = model_kwargs(block.model, params.audio.sample_rate, params.audio.channels, block.train.segment_seconds)
+    store = stem_store(params, [s.path for s in stems])
+    task = SeparatorTraining(
+        name, kwargs, stems, store, params.separate.pool, block.train, params.seed, file_digest(table) + store.digest()
+    )
+    run_name = f"train_{name}"
+    model, result = train(task, params.seed, paths.CHECKPOINTS / f"{run_name}.pt", paths.curves(run_name))
+    pools = task.pool_sizes()
+    save_checkpoint(
+        paths.separator_model(name),
+        model,
+        name,
+        kwargs,
+        labels=params.separate.labels,
+        pools=pools,
+        loss=block.train.loss,
+        steps=block.train.steps,
+        history=result.history,
+    )
+    plots.training_curves(
+        paths.training_plot(name), result.history, f"{name} trained on {params.separate.labels} labels"
+    )
+    first, last = result.history[0], result.history[-1]
+    parameters = sum(p.numel() for p in model.parameters())
+    write_json(
+        paths.metrics("train", name),
+        {
+            "labels": params.separate.labels,
+            "pools": pools,
+            "parameters": parameters,
+            "val_loss_first": first["val_loss"],
+            "val_loss": last["val_loss"],
+            "val_sdr": last["val_sdr"],
+        },
+    )
+    log.info(
+        "train@%s: %d params, val loss %.4f -> %.4f, val SDR %.2f dB",
+        name,
+        parameters,
+        first["val_loss"],
+        last["val_loss"],
+        last["val_sdr"],
+    )
+    return {"train": result.seconds}
+
+
+if __name__ == "__main__":
+    main(run, ("name", "separator (a block of separators in params.yaml)"))

@@ -1,0 +1,1 @@
+"""Training: one seeded, resumable loop and the tasks it runs (mix-training, separator training)."""

@@ -1,0 +1,234 @@
+"""The one training loop: the classifier and every separator train through :func:`train`.
+
+A :class:`Task` is what differs between them (how the model is built, the batches, the loss, the
+validation); loss choice, devices and precision live here once. The loop seeds torch, *then* builds
+the model, so ``seed`` pins the initial weights: the same task and seed give the same model on CPU.
+
+Resumable: every ``checkpoint_every`` steps the model, optimiser,
+scheduler, batch-source and torch RNG states and the curve history go to one checkpoint file,
+stamped with a fingerprint of everything that defines the run. A rerun with the same fingerprint
+(an interrupted ``dvc repro``) resumes there; a different fingerprint starts afresh. A finished run
+deletes its checkpoint, so only interrupted runs are ever resumed. Curves go to dvclive (replayed
+from the history on resume, since DVC clears a stage's outputs before it runs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from dvclive import Live
+from torch import nn
+
+from selfrefine.devices import device, model_device
+from selfrefine.outputs import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+class BatchSource(Protocol):
+    """Draws training batches; its state is checkpointed."""
+
+    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """Optimisation and cadence settings of a run."""
+
+    steps: int
+    batch_size: int
+    lr: float
+    weight_decay: float = 0.0
+    grad_clip: float = 0.0
+    eval_every: int = 100
+    checkpoint_every: int = 100
+
+
+class Task(Protocol):
+    """One kind of training run: what the loop needs besides its settings.
+
+    Attributes:
+        name: names the run in logs, e.g. ``mix-train`` or ``train-demucs``.
+        config: optimisation and cadence.
+        source: the training batches (seeded; its state is checkpointed).
+        identity: JSON-serialisable values that define the run (model kwargs, params, data digests): a
+            checkpoint is resumed only by a run of the same identity.
+    """
+
+    name: str
+    config: LoopConfig
+    source: BatchSource
+    identity: Any
+
+    def build(self) -> nn.Module:
+        """A fresh model (called after seeding)."""
+        ...
+
+    def loss(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The scalar training loss of a batch."""
+        ...
+
+    def validate(self, model: nn.Module) -> dict[str, float]:
+        """Metrics on fixed held-out examples (the model is in eval mode, gradients off)."""
+        ...
+
+
+@dataclass
+class LoopResult:
+    """History of a finished run and its training wall time (summed over resumed parts)."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    resumed_from: int = 0
+
+
+def fingerprint(*parts: Any) -> str:
+    """A stable hash of JSON-serialisable run-defining values (kwargs, params, data hashes)."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def train(task: Task, seed: int, checkpoint: Path, live_dir: Path) -> tuple[nn.Module, LoopResult]:
+    """Seed, build ``task``'s model, and train it for ``task.config.steps`` steps (AdamW, one-cycle cosine).
+
+    Args:
+        task: what to train.
+        seed: seeds torch before the model is built (initial weights, augmentation draws).
+        checkpoint: resumable state; resumed when it holds a run of the same task identity and seed.
+        live_dir: dvclive folder for the curves.
+
+    Returns:
+        The trained model (on the CPU, in eval mode) and its curve history.
+    """
+    torch.manual_seed(seed)
+    model = task.build()
+    run_id = fingerprint(task.identity, asdict(task.config), seed)
+    live = open_live(live_dir)
+    try:
+        result = _fit(model, task, checkpoint, run_id, live)
+    finally:
+        live.end()
+    return model, result
+
+
+def _fit(model: nn.Module, task: Task, checkpoint: Path, run_id: str, live: Live) -> LoopResult:
+    """The loop itself; see :func:`train`."""
+    config, source = task.config, task.source
+    model.to(device())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, total_steps=config.steps, pct_start=0.05, anneal_strategy="cos"
+    )
+    result = LoopResult()
+    start_step = 0
+    if checkpoint.is_file():
+        state = torch.load(checkpoint, weights_only=False, map_location="cpu")
+        if state["run_id"] == run_id:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            source.load_state_dict(state["source"])
+            torch.set_rng_state(state["torch_rng"])
+            start_step = state["step"]
+            result.history = state["history"]
+            result.seconds = state["seconds"]
+            result.resumed_from = start_step
+            log.info("%s: resuming from step %d (%s)", task.name, start_step, checkpoint)
+            for row in result.history:
+                _log_row(live, row)
+        else:
+            log.info("%s: checkpoint %s is from another run; starting afresh", task.name, checkpoint)
+    began = time.perf_counter()
+    running, seen = 0.0, 0
+    for step in range(start_step, config.steps):
+        model.train()
+        inputs, targets = (t.to(model_device(model)) for t in source.batch(config.batch_size))
+        loss = task.loss(model, inputs, targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        running += float(loss.detach())
+        seen += 1
+        done = step + 1
+        if done % config.eval_every == 0 or done == config.steps:
+            model.eval()
+            with torch.no_grad():
+                row = {"step": done, "train_loss": running / seen, **task.validate(model)}
+            running, seen = 0.0, 0
+            result.history.append(row)
+            _log_row(live, row)
+            log.info(
+                "%s: step %d/%d %s",
+                task.name,
+                done,
+                config.steps,
+                " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "step"),
+            )
+        if done % config.checkpoint_every == 0 and done < config.steps:
+            _save(
+                checkpoint,
+                run_id,
+                done,
+                model,
+                optimizer,
+                scheduler,
+                source,
+                result.history,
+                result.seconds + time.perf_counter() - began,
+            )
+    model.cpu().eval()
+    result.seconds += time.perf_counter() - began
+    checkpoint.unlink(missing_ok=True)
+    return result
+
+
+def _log_row(live: Live, row: dict[str, float]) -> None:
+    live.step = int(row["step"])
+    for key, value in row.items():
+        if key != "step":
+            live.log_metric(key, float(value))
+    live.next_step()
+
+
+def _save(
+    path: Path,
+    run_id: str,
+    step: int,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    source: BatchSource,
+    history: list[dict],
+    seconds: float,
+) -> None:
+    state = {
+        "run_id": run_id,
+        "step": step,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "source": source.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "history": history,
+        "seconds": seconds,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def open_live(directory: Path) -> Live:
+    """A dvclive logger writing curves under ``directory`` (no dvc.yaml edits, no experiment commits)."""
+    return Live(dir=str(directory), dvcyaml=None, save_dvc_exp=False, report=None)

@@ -1,0 +1,125 @@
+"""Separator training on per-class pools built from a label table, as a task of the one loop.
+
+Pool policy (``separate.pool``):
+
+- ``single`` (default): a stem joins the pool of class ``c`` when its label set is exactly ``{c}``;
+  stems with several instruments or none are left out, so no target ever holds another source.
+- ``named``: a stem joins the pool of its file-name class when its label set contains that class
+  (keeps merged stems, whose extra instrument then leaks into the target).
+
+Examples are random one-stem-per-class mixes (:class:`selfrefine.data.mixing.SourceMixer`), as Demucs
+trains; validation examples are mixed from the pools of held-out songs, never trained on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from selfrefine import CLASSES
+from selfrefine.data.audio import samples
+from selfrefine.data.labels import LabelledStem, split_songs
+from selfrefine.data.mixing import SourceMixer
+from selfrefine.data.stems import StemStore
+from selfrefine.devices import model_device
+from selfrefine.evaluation.metrics import global_sdr
+from selfrefine.models.registry import build, loss
+from selfrefine.training.loop import LoopConfig
+
+
+def model_kwargs(block: dict[str, Any], sample_rate: int, channels: int, segment_seconds: float) -> dict[str, Any]:
+    """A separator's constructor kwargs: its params block plus what the data and training decide."""
+    return {
+        **block,
+        "sources": list(CLASSES),
+        "audio_channels": channels,
+        "samplerate": sample_rate,
+        "segment": segment_seconds,
+    }
+
+
+def build_pools(stems: list[LabelledStem], policy: str, among: list[int]) -> dict[str, list[int]]:
+    """``{class: [stem index, ...]}`` of the stems ``among`` under ``policy`` (see module docstring)."""
+    pools: dict[str, list[int]] = {c: [] for c in CLASSES}
+    for i in among:
+        s = stems[i]
+        if policy == "single" and len(s.labels) == 1:
+            pools[next(iter(s.labels))].append(i)
+        elif policy == "named" and s.stem in s.labels:
+            pools[s.stem].append(i)
+    return pools
+
+
+class SeparatorTraining:
+    """Task: train separator ``name`` (a registry name) on the pools of a label table.
+
+    Args:
+        name: the separator; selects its model class and ``train.loss`` among its losses.
+        kwargs: its constructor kwargs (see :func:`model_kwargs`).
+        stems: the label table's stems (``store`` holds their audio, same order).
+        store: stem audio.
+        pool_policy: ``single`` or ``named``.
+        train_params: :class:`selfrefine.config.SeparatorTrainParams`.
+        seed: seeds the song split and the mixers.
+        data_digest: digest of the label table and the stems' audio (part of the run's identity).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        kwargs: dict[str, Any],
+        stems: list[LabelledStem],
+        store: StemStore,
+        pool_policy: str,
+        train_params,
+        seed: int,
+        data_digest: str,
+    ) -> None:
+        tp = train_params
+        self.name = f"train-{name}"
+        self.separator, self.kwargs = name, kwargs
+        self.loss_fn = loss(name, tp.loss)
+        train_idx, val_idx = split_songs(stems, tp.val_fraction, seed, f"{name}.train.val_fraction")
+        self.pools = build_pools(stems, pool_policy, train_idx)
+        segment = samples(tp.segment_seconds, store.sample_rate)
+        shift = samples(tp.shift_seconds, store.sample_rate)
+        self.source = SourceMixer(store, self.pools, segment, tp.gain_db, shift, seed + 1)
+        val_pools = build_pools(stems, pool_policy, val_idx)
+        self.val_mix, self.val_sources = SourceMixer(store, val_pools, segment, 0.0, 0, seed + 2).batch(tp.val_examples)
+        self.config = LoopConfig(
+            steps=tp.steps,
+            batch_size=tp.batch_size,
+            lr=tp.lr,
+            grad_clip=tp.grad_clip,
+            eval_every=tp.checkpoint_every,
+            checkpoint_every=tp.checkpoint_every,
+        )
+        self.identity = (kwargs, asdict(tp), pool_policy, seed, store.silence_db, data_digest)
+
+    def build(self) -> nn.Module:
+        return build(self.separator, self.kwargs)
+
+    def loss(self, model: nn.Module, mix: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
+        return self.loss_fn(model, mix, sources)
+
+    def validate(self, model: nn.Module) -> dict[str, float]:
+        losses, sdrs = [], []
+        device = model_device(model)
+        for i in range(0, len(self.val_mix), 8):
+            mix, sources = self.val_mix[i : i + 8].to(device), self.val_sources[i : i + 8].to(device)
+            losses.append(float(self.loss_fn(model, mix, sources)) * len(mix))
+            sdrs += [global_sdr(r.cpu().numpy(), e.cpu().numpy()) for r, e in zip(sources, model(mix))]
+        sdr = np.mean(sdrs, axis=0)
+        return {
+            "val_loss": sum(losses) / len(self.val_mix),
+            "val_sdr": float(sdr.mean()),
+            **{f"val_sdr_{c}": float(v) for c, v in zip(CLASSES, sdr)},
+        }
+
+    def pool_sizes(self) -> dict[str, int]:
+        """Training stems per class."""
+        return {c: len(p) for c, p in self.pools.items()}

@@ -1,0 +1,48 @@
+"""dvc.yaml declares exactly the code each stage runs: its module's import closure, no more, no less."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from dvc.repo import Repo
+
+from selfrefine.models.registry import SEPARATORS, separators
+
+from closure import import_closure
+from conftest import ROOT
+
+
+def _stages() -> list:
+    return list(Repo(str(ROOT)).index.stages)
+
+
+def _code(stage) -> set[str]:
+    """The stage's python modules: the one its cmd runs, plus the separator its key names (loaded by name)."""
+    match = re.fullmatch(r"python -m (selfrefine\.stages\.\w+)(.*)", stage.cmd)
+    assert match, f"{stage.name}: cmd {stage.cmd!r} does not run a stage module"
+    args = match.group(2).split()
+    loaded = [f"{SEPARATORS}.{a}" for a in args[:1] if a in separators()]
+    return import_closure(match.group(1), *loaded)
+
+
+@pytest.mark.parametrize("stage", _stages(), ids=lambda s: s.addressing)
+def test_declared_code_deps_equal_the_import_closure(stage) -> None:
+    declared = {d.def_path for d in stage.deps if d.def_path.startswith("src/")}
+    actual = _code(stage)
+    assert declared == actual, (
+        f"{stage.name}: declared but not imported {sorted(declared - actual)}; "
+        f"imported but not declared {sorted(actual - declared)}"
+    )
+
+
+def test_no_stage_depends_on_a_face() -> None:
+    faces = {"src/selfrefine/cli.py", "src/selfrefine/compare.py"}
+    for stage in _stages():
+        assert not faces & _code(stage), stage.name
+
+
+def test_data_stages_import_no_model_code() -> None:
+    for stage in _stages():
+        if stage.name in ("validate", "generate", "corrupt", "index"):
+            assert not any("/models/" in f or "/training/" in f for f in _code(stage)), stage.name

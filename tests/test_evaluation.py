@@ -38,7 +38,9 @@ def test_evaluation_scores_match_a_direct_computation(tmp_path: Path) -> None:
     for i in range(2):
         write_song(tmp_path / f"song{i}", seed=i, seconds=2.0)
         songs[f"song{i}"] = {c: str(tmp_path / f"song{i}" / f"{c}.wav") for c in CLASSES}
-    result = evaluate_separator(Share(), songs, RATE, 1, 0.25, use_museval=True, estimates_dir=tmp_path / "est")
+    result = evaluate_separator(
+        Share(), songs, RATE, 1, 0.25, bsseval=True, museval_check=True, estimates_dir=tmp_path / "est"
+    )
     expected = []
     for i in range(2):
         stems = write_song(tmp_path / "again", seed=i, seconds=2.0)
@@ -49,3 +51,4 @@ def test_evaluation_scores_match_a_direct_computation(tmp_path: Path) -> None:
         assert np.isclose(result["global_sdr"]["mean"][c], np.mean([e[k] for e in expected]), atol=1e-4)
         assert np.isfinite(result["sdr"]["median"][c])
     assert result["songs"] == 2 and (tmp_path / "est" / "song1" / "vocals.wav").is_file()
+    assert 0 <= result["museval_max_abs_diff_db"] < 0.01

@@ -81,7 +81,7 @@ def gap_closed(noisy: float, refined: float, clean: float) -> float | None:
 
 
 def comparison_table(results: dict[str, dict[str, dict]]) -> dict:
-    """Per model and label table: global SDR per source and its mean, museval median SDR mean, gap closed.
+    """Per model and label table: global SDR per source and its mean, BSSEval v4 median SDR mean, gap closed.
 
     Args:
         results: ``{labels: {model: metrics/separation/<model>.json content}}``.
@@ -113,17 +113,17 @@ def comparison_table(results: dict[str, dict[str, dict]]) -> dict:
 def markdown(table: dict) -> str:
     """The comparison as a markdown table (global SDR in dB, mean over test songs)."""
     lines = [
-        "| model | labels | " + " | ".join(CLASSES) + " | mean | museval SDR | gap closed |",
+        "| model | labels | " + " | ".join(CLASSES) + " | mean | BSSEval v4 SDR | gap closed |",
         "|---" * (len(CLASSES) + 5) + "|",
     ]
     for model, by_labels in table["global_sdr"].items():
         for labels, row in by_labels.items():
             closed = table["gap_closed"].get(model, {}).get(labels)
-            museval = table["sdr"][model][labels]
+            bsseval = table["sdr"][model][labels]
             lines.append(
                 f"| {model} | {labels} | "
                 + " | ".join(f"{row[c]:.2f}" for c in CLASSES)
-                + f" | **{row['mean']:.2f}** | {'' if museval is None else f'{museval:.2f}'} | "
+                + f" | **{row['mean']:.2f}** | {'' if bsseval is None else f'{bsseval:.2f}'} | "
                 + ("" if closed is None else f"{100 * closed:.0f} %")
                 + " |"
             )
@@ -164,8 +164,8 @@ def update_readme(readme: Path, text: str) -> None:
 def results_section(table: dict, rounds: list[str]) -> str:
     """The README's results section: generated from the comparison and the committed metrics."""
     parts = [
-        "Produced by `selfrefine compare` (global SDR in dB, mean over the clean test songs; museval: median",
-        "over songs of the per-song median SDR, averaged over sources).",
+        "Produced by `selfrefine compare` (global SDR in dB, mean over the clean test songs; BSSEval v4 SDR, as",
+        "museval computes it: median over songs of the per-song median over 1 s windows, averaged over sources).",
         "",
         markdown(table),
     ]

@@ -200,7 +200,10 @@ class EvaluateParams:
     """Chunked separation of the clean test songs (chunks of each model's ``segment``) and scoring."""
 
     overlap: float = field(default=0.25, metadata=_check(lambda v: 0 <= v <= 0.9, "in [0, 0.9]"))
-    museval: bool = True
+    bsseval: bool = True
+    """BSSEval v4 SDR (museval's numbers, batched in torch) besides the global SDR."""
+    museval_check: bool = False
+    """Also run museval itself and record the largest difference (slow: a cross-check)."""
 
 
 @dataclass(frozen=True)
@@ -316,6 +319,10 @@ def _validate(params: Params) -> Params:
     train = params.classifier.train
     if train.max_stems > 4:
         raise ParamsError("classifier.train.max_stems: at most 4 (one stem per class)")
+    if params.evaluate.museval_check and not params.evaluate.bsseval:
+        raise ParamsError(
+            "evaluate.museval_check: checks the BSSEval v4 SDR against museval; set evaluate.bsseval: true"
+        )
     _validate_rounds(params.refine)
     if params.separate.labels not in params.label_tables():
         raise ParamsError(

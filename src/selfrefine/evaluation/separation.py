@@ -1,9 +1,10 @@
 """Separate the clean test songs with a trained separator and score them with SDR.
 
 Songs are separated in overlapping chunks with ``demucs.apply.apply_model`` (triangular overlap-add,
-so long real tracks fit in memory) and scored per source with museval's BSSEval v4 SDR (1 s frames,
-median over frames per track; then median and mean over tracks, the SiSEC/MUSDB convention) and the
-SDX'23 global SDR (whole song; mean over songs).
+so long real tracks fit in memory) and scored per source with BSSEval v4 SDR (museval's numbers,
+computed by :mod:`selfrefine.evaluation.bsseval`; 1 s frames, median over frames per track; then median
+and mean over tracks, the SiSEC/MUSDB convention) and the SDX'23 global SDR (whole song; mean over
+songs). museval itself can run beside it as a cross-check (``evaluate.museval_check``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from torch import nn
 from selfrefine import CLASSES
 from selfrefine.data.audio import read_audio, write_audio
 from selfrefine.devices import device
+from selfrefine.evaluation import bsseval as bsseval_v4
 from selfrefine.evaluation.metrics import bsseval_sdr, global_sdr, summarize_tracks
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,8 @@ def evaluate_separator(
     sample_rate: int,
     channels: int,
     overlap: float,
-    use_museval: bool,
+    bsseval: bool,
+    museval_check: bool = False,
     estimates_dir: Path | None = None,
 ) -> dict:
     """Score ``model`` on every test song.
@@ -53,16 +56,19 @@ def evaluate_separator(
         songs: ``{song: {class: path}}`` clean test stems; the mixture is their sum.
         sample_rate, channels: working format.
         overlap: chunk overlap of :func:`separate`.
-        use_museval: also compute museval BSSEval v4 SDR (slower).
+        bsseval: also compute BSSEval v4 SDR (:mod:`selfrefine.evaluation.bsseval`, museval's numbers).
+        museval_check: also run museval itself on every song and report the largest difference (slow).
         estimates_dir: if given, separated audio is written to ``<dir>/<song>/<class>.wav``.
 
     Returns:
         ``{"sdr": summary | None, "global_sdr": summary, "per_song": {...}, "seconds": {...}}`` with
-        summaries from :func:`selfrefine.metrics.summarize_tracks`.
+        summaries from :func:`selfrefine.evaluation.metrics.summarize_tracks`, and with ``museval_check``
+        ``"museval_max_abs_diff_db"``.
     """
     per_song: dict[str, dict] = {}
-    global_rows, museval_rows = [], []
-    t_sep = t_global = t_museval = 0.0
+    global_rows, bsseval_rows = [], []
+    seconds = {"separate": 0.0, "global_sdr": 0.0, "bsseval": 0.0, "museval": 0.0}
+    largest_diff = 0.0
     for n, (song, paths) in enumerate(sorted(songs.items())):
         refs = [read_audio(paths[c], sample_rate, channels) for c in CLASSES]
         length = min(r.shape[1] for r in refs)
@@ -74,22 +80,32 @@ def evaluate_separator(
         t2 = time.perf_counter()
         row = {"global_sdr": dict(zip(CLASSES, g.tolist()))}
         global_rows.append(g)
-        if use_museval:
-            m = bsseval_sdr(reference, estimate, sample_rate)
-            museval_rows.append(m)
+        if bsseval:
+            m = bsseval_v4.sdr(reference, estimate, sample_rate, device())
+            bsseval_rows.append(m)
             row["sdr"] = dict(zip(CLASSES, m.tolist()))
         t3 = time.perf_counter()
-        t_sep, t_global, t_museval = t_sep + t1 - t0, t_global + t2 - t1, t_museval + t3 - t2
+        if museval_check:
+            reference_sdr = bsseval_sdr(reference, estimate, sample_rate)
+            both = ~(np.isnan(reference_sdr) & np.isnan(m))
+            largest_diff = max(largest_diff, float(np.max(np.abs(reference_sdr - m)[both], initial=0.0)))
+        t4 = time.perf_counter()
+        for key, value in zip(seconds, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            seconds[key] += value
         per_song[song] = row
         if estimates_dir is not None:
             for c, audio in zip(CLASSES, estimate):
                 write_audio(estimates_dir / song / f"{c}.wav", audio, sample_rate)
         if (n + 1) % max(1, len(songs) // 5) == 0:
             log.info("evaluate: %d/%d songs", n + 1, len(songs))
-    return {
-        "sdr": summarize_tracks(np.stack(museval_rows), list(CLASSES)) if use_museval else None,
+    result = {
+        "sdr": summarize_tracks(np.stack(bsseval_rows), list(CLASSES)) if bsseval else None,
         "global_sdr": summarize_tracks(np.stack(global_rows), list(CLASSES)),
         "songs": len(songs),
         "per_song": per_song,
-        "seconds": {"separate": t_sep, "global_sdr": t_global, "museval": t_museval},
+        "seconds": seconds,
     }
+    if museval_check:
+        result["museval_max_abs_diff_db"] = largest_diff
+        log.info("evaluate: BSSEval v4 SDR vs museval, largest difference %.2e dB", largest_diff)
+    return result

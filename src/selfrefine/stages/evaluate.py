@@ -22,7 +22,14 @@ def run(params: Params, name: str) -> dict[str, float]:
     ep = params.evaluate
     with atomic_dir(paths.estimates(name)) as estimates:
         result = evaluate_separator(
-            model, songs, params.audio.sample_rate, params.audio.channels, ep.overlap, ep.museval, estimates
+            model,
+            songs,
+            params.audio.sample_rate,
+            params.audio.channels,
+            ep.overlap,
+            ep.bsseval,
+            ep.museval_check,
+            estimates,
         )
     write_json(
         paths.metrics("separation", name),
@@ -31,6 +38,7 @@ def run(params: Params, name: str) -> dict[str, float]:
             "songs": result["songs"],
             "global_sdr": result["global_sdr"],
             "sdr": result["sdr"],
+            **{k: v for k, v in result.items() if k == "museval_max_abs_diff_db"},
         },
     )
     folder = paths.separation_plots(name)

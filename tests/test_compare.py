@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,21 @@ def test_readme_section_is_replaced_between_markers(tmp_path: Path) -> None:
     readme.write_text("no markers")
     with pytest.raises(UserError, match="markers"):
         update_readme(readme, "x")
+
+
+def test_a_running_experiment_is_not_read_even_though_exp_show_lists_metrics(monkeypatch) -> None:
+    from selfrefine import compare
+
+    names = {"noisy": "compare-noisy-1", "clean": "compare-clean-1"}
+    record = {
+        "metrics": {"metrics/separation/demucs.json": {"data": _metrics(2.0)}},
+        "timestamp": "2026-01-01T00:00:00",
+    }
+    shown = [{"name": exp, "data": record} for exp in names.values()]
+    outputs = {
+        ("queue", "status"): "aaa  compare-noisy-1  Success\nbbb  compare-clean-1  Running\n",
+        ("exp", "show", "--json", "--all-commits"): json.dumps(shown),
+    }
+    monkeypatch.setattr(compare, "_dvc", lambda *args: outputs[args])
+    results, _ = compare._results(names, ["demucs"])
+    assert set(results) == {"noisy"}

@@ -195,11 +195,16 @@ def _queue_status(names: dict[str, str]) -> dict[str, str]:
 def _results(names: dict[str, str], models: list[str]) -> tuple[dict[str, dict], dict[str, str]]:
     """Separation metrics (and finish times, where DVC records them) of our finished experiments (``dvc exp show``).
 
-    All commits are searched: a comparison resumed after new commits still finds its experiments.
+    An experiment still queued or running is never read: ``dvc exp show`` already lists it, with the metrics
+    files its checkout of the baseline commit holds (the committed run's), not its own. All commits are
+    searched: a comparison resumed after new commits still finds its experiments.
     """
+    busy = {name for name, word in _queue_status(names).items() if word in ("Queued", "Running")}
     shown = json.loads(_dvc("exp", "show", "--json", "--all-commits"))
     results, finished = {}, {}
     for name, exp in names.items():
+        if name in busy:
+            continue
         data = _find_experiment(shown, exp)
         if data is not None and all(
             paths.metrics("separation", m).as_posix() in data.get("metrics", {}) for m in models

@@ -5,14 +5,18 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
+import io
 import json
 import math
 import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from selfrefine.errors import UserError
 
@@ -63,6 +67,16 @@ def write_json(path: str | Path, data: Any) -> None:
     """Write ``data`` as indented JSON, atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(_finite(data), indent=2, sort_keys=False) + "\n")
+
+
+def write_npz(path: str | Path, **arrays: Any) -> None:
+    """Write arrays as an ``.npz`` that ``np.load`` reads, atomically and byte-reproducibly (``np.savez``
+    stamps each member with the time of writing)."""
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w") as archive:
+        for name, array in arrays.items():
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+            archive.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), member.getvalue())
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 import soundfile as sf
 import torch
 import torchaudio.functional as AF
+from scipy.io import wavfile
 
 from selfrefine.errors import UserError
 from selfrefine.outputs import atomic_path
@@ -89,12 +90,13 @@ def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
     """Write ``(channels, samples)`` audio as 32-bit float WAV, atomically.
 
     Float WAV keeps generated and corrupted stems bit-exact (a merged stem is exactly the sum of its
-    parts) and never clips.
+    parts) and never clips. Written by scipy, not libsndfile, whose float WAVs carry a PEAK chunk with
+    the time of writing: the same audio gives the same file, so DVC's hashes do not change run to run.
     """
     if audio.ndim != 2:
         raise ValueError(f"expected (channels, samples) audio, got shape {audio.shape}")
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), np.ascontiguousarray(audio.T), sample_rate, subtype="FLOAT", format="WAV")
+        wavfile.write(tmp, sample_rate, np.ascontiguousarray(audio.T, dtype=np.float32))
 
 
 def samples(seconds: float, sample_rate: int) -> int:

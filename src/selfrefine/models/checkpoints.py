@@ -27,8 +27,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, name: str, kwargs: dict[
         "state": model.state_dict(),
         "provenance": provenance,
     }
-    with atomic_path(path) as tmp:
-        torch.save(package, tmp)
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        torch.save(package, f)  # a file object, not the path: torch names the archive after the (random) file name
 
 
 def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
-
 from selfrefine import paths, plots
 from selfrefine.config import Params
 from selfrefine.data.audio import samples
@@ -14,7 +12,7 @@ from selfrefine.data.mixing import LabelMixer
 from selfrefine.models.checkpoints import save_checkpoint
 from selfrefine.models.classifier import predict
 from selfrefine.models.registry import check_block
-from selfrefine.outputs import atomic_path, file_digest, read_csv, write_json
+from selfrefine.outputs import file_digest, read_csv, write_json, write_npz
 from selfrefine.stages.common import skip, stem_store
 from selfrefine.stages.entry import main
 from selfrefine.training.loop import train
@@ -58,8 +56,7 @@ def run(params: Params, round_key: str, table: str) -> dict[str, float] | None:
         steps=tp.steps,
         history=result.history,
     )
-    with atomic_path(out / "validation.npz") as tmp, tmp.open("wb") as f:
-        np.savez(f, probs=predict(model, task.val_waves), targets=task.val_targets)
+    write_npz(out / "validation.npz", probs=predict(model, task.val_waves), targets=task.val_targets)
     plots.training_curves(
         paths.training_plot(run_name), result.history, f"classifier, round {round_key} (trained on {table} labels)"
     )

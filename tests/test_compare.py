@@ -65,5 +65,5 @@ def test_a_running_experiment_is_not_read_even_though_exp_show_lists_metrics(mon
         ("exp", "show", "--json", "--all-commits"): json.dumps(shown),
     }
     monkeypatch.setattr(compare, "_dvc", lambda *args: outputs[args])
-    results, _ = compare._results(names, ["demucs"])
+    results, _ = compare._results(names, ["demucs"], compare._queue_status(names))
     assert set(results) == {"noisy"}

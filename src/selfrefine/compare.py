@@ -192,14 +192,17 @@ def _queue_status(names: dict[str, str]) -> dict[str, str]:
     return {name: line.split()[-1] for name, exp in names.items() for line in lines if exp in line.split()}
 
 
-def _results(names: dict[str, str], models: list[str]) -> tuple[dict[str, dict], dict[str, str]]:
+def _results(
+    names: dict[str, str], models: list[str], status: dict[str, str]
+) -> tuple[dict[str, dict], dict[str, str]]:
     """Separation metrics (and finish times, where DVC records them) of our finished experiments (``dvc exp show``).
 
     An experiment still queued or running is never read: ``dvc exp show`` already lists it, with the metrics
-    files its checkout of the baseline commit holds (the committed run's), not its own. All commits are
-    searched: a comparison resumed after new commits still finds its experiments.
+    files its checkout of the baseline commit holds (the committed run's), not its own (``status``: see
+    :func:`_queue_status`). All commits are searched: a comparison resumed after new commits still finds
+    its experiments.
     """
-    busy = {name for name, word in _queue_status(names).items() if word in ("Queued", "Running")}
+    busy = {name for name, word in status.items() if word in ("Queued", "Running")}
     shown = json.loads(_dvc("exp", "show", "--json", "--all-commits"))
     results, finished = {}, {}
     for name, exp in names.items():
@@ -246,10 +249,10 @@ def run_comparison(
         ) from None
     names = {name: f"compare-{name}-{stamp}" for name in labels}
     began = time.perf_counter()
-    results, finished = _results(names, models)
+    status = _queue_status(names)
+    results, finished = _results(names, models, status)
     pending = {name: exp for name, exp in names.items() if name not in results}
     if pending:
-        status = _queue_status(pending)
         for name, exp in pending.items():
             if status.get(name) not in ("Queued", "Running"):
                 _dvc("exp", "run", "--queue", "-S", f"separate.labels={name}", "--name", exp)
@@ -258,13 +261,13 @@ def run_comparison(
         log.info("compare: running %d experiments in the DVC queue (`dvc queue status` shows them)", len(pending))
     while len(results) < len(names):
         time.sleep(poll_seconds)
-        status = _queue_status(pending)
+        status = _queue_status(names)
         failed = [names[n] for n, word in status.items() if word == "Failed"]
         if failed:
             raise DvcError(f"experiment {failed[0]} failed; see `dvc queue logs {failed[0]}`")
         if any(word == "Queued" for word in status.values()) and "Running" not in status.values():
             _dvc("queue", "start", "-j", "1")  # the worker can exit with work left in the queue
-        results, finished = _results(names, models)
+        results, finished = _results(names, models, status)
     table = comparison_table({name: results[name] for name in labels})
     table["experiments"] = names
     last = max(map(datetime.fromisoformat, finished.values()), default=datetime.now())

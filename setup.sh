@@ -3,8 +3,8 @@
 #   ./setup.sh repro   # install, then `dvc repro` the whole pipeline on the embedded default dataset
 #   ./setup.sh test    # install, then lint (ruff check, ruff format --check) and run the test suite
 #   ./setup.sh         # install only
-# Needs Python 3.11. Debian packages it needs (ffmpeg for museval, git for DVC, python3.11-venv) are
-# installed with apt-get when missing and we are root; otherwise it says what to install.
+# Needs Python 3.11. Debian packages it needs (ffmpeg for museval, git for DVC, python3.11-venv, and for
+# the tests chromium) are installed with apt-get when missing and we are root; otherwise it says what to install.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -19,6 +19,8 @@ missing=()
 command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v git >/dev/null 2>&1 || missing+=(git)
 "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3.11-venv)
+# the tests load the audit report in headless Chromium
+[ "${1:-}" = test ] && { command -v chromium >/dev/null 2>&1 || missing+=(chromium); }
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${missing[*]} with apt-get"

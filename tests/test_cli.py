@@ -35,8 +35,8 @@ def test_bad_data_exit_1_without_partial_output(tmp_path: Path, monkeypatch) -> 
     monkeypatch.chdir(tmp_path)
     params = tmp_path / "params.yaml"
     params.write_text((ROOT / "params.yaml").read_text().replace("root: data/generated", f"root: {tmp_path / 'nope'}"))
-    result = CliRunner().invoke(app, ["corrupt", "--params", str(params)])
-    assert result.exit_code == 1 and "no train split" in result.output
+    result = CliRunner().invoke(app, ["index", "--params", str(params)])
+    assert result.exit_code == 1 and f"{tmp_path / 'nope'}/train: folder missing; point data.root" in result.output
     assert not (tmp_path / "data").exists() and not (tmp_path / "metrics").exists()
 
 
@@ -49,11 +49,34 @@ def test_unknown_round_and_model(tmp_path: Path, monkeypatch) -> None:
     assert not (tmp_path / "timings").exists(), "a failed stage leaves no timing record"
 
 
-def test_a_stage_run_before_its_inputs_exist_names_the_missing_file(tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (["corrupt"], "data/index.csv: missing; run the index stage first (dvc repro index)"),
+        (["classify", "1"], "data/labels/noisy.csv: missing; run the corrupt stage first (dvc repro corrupt)"),
+        (["refine", "2"], "data/labels/refined_1.csv: missing; run the refine@1 stage first (dvc repro refine@1)"),
+        (["train", "demucs"], "data/labels/refined_2.csv: missing; run the refine@2 stage first (dvc repro refine@2)"),
+        (["evaluate", "xumx"], "models/xumx/model.pt: missing; run the train@xumx stage first (dvc repro train@xumx)"),
+    ],
+)
+def test_a_stage_run_before_its_inputs_exist_says_which_stage_to_run_first(
+    tmp_path: Path, monkeypatch, command: list[str], message: str
+) -> None:
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(app, ["evaluate", "demucs", "--params", str(ROOT / "params.yaml")])
-    assert result.exit_code == 1
-    assert "error: models/demucs/model.pt: no trained model; run the stage that writes it first" in result.output
+    result = CliRunner().invoke(app, [*command, "--params", str(ROOT / "params.yaml")])
+    assert result.exit_code == 1 and result.output == f"error: {message}\n"
+    assert not any(tmp_path.iterdir()), "a stage that cannot start writes nothing"
+
+
+def test_a_refinement_with_no_classifier_names_its_classify_stage(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data/labels").mkdir(parents=True)
+    (tmp_path / "data/labels/noisy.csv").write_text("song,stem,path,labels\ns,bass,x.wav,bass\n")
+    result = CliRunner().invoke(app, ["refine", "1", "--params", str(ROOT / "params.yaml")])
+    assert (
+        result.output
+        == "error: models/classifier/1/model.pt: missing; run the classify@1 stage first (dvc repro classify@1)\n"
+    )
 
 
 def test_check_validates_model_blocks_the_stages_check_late(tmp_path: Path) -> None:

@@ -1,40 +1,73 @@
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from selfrefine.data.index import BadDataError, Checks, build_index, evaluation_songs, label_tables
-from selfrefine.data.labels import LabelledStem, format_labels, parse_labels, read_label_table, write_label_table
-from selfrefine.data.noise import corrupt_dataset
+from selfrefine.data.index import BadDataError, Checks, build_index, evaluation_songs
+from selfrefine.data.labels import LabelledStem, parse_labels, read_label_table, write_label_table
+from selfrefine.data.layouts import LayoutError, training_stems
 from selfrefine.data.stems import StemStore
 from selfrefine.outputs import read_csv
 
-from conftest import RATE
+from conftest import RATE, tone
 
 
-def _noisy(dataset: Path, tmp_path: Path) -> Path:
-    corrupt_dataset(dataset, tmp_path / "noisy", 0.25, {"swap": 1, "merge": 1}, 0, RATE, 1, True, True)
-    return tmp_path / "noisy"
-
-
-def _index(noisy: Path, root: Path, **kw):
+def _index(root: Path, layout: str = "musdb", test_root: Path | None = None, **kw):
     args = {"sample_rate": RATE, "channels": 1, "convert": True, "silence_db": -60.0, "on_bad_file": "error"}
-    return build_index(noisy, root, Checks(**{**args, **kw}))
+    return build_index(root, layout, test_root or root / "test", Checks(**{**args, **kw}))
 
 
-def test_index_describes_every_stem_with_truth(dataset: Path, tmp_path: Path) -> None:
-    noisy = _noisy(dataset, tmp_path)
-    rows, skipped = _index(noisy, dataset)
+def test_index_describes_every_stem_where_the_user_keeps_it(dataset: Path) -> None:
+    (dataset / "train" / "train_0" / "mixture.wav").write_bytes(b"ignored: not a stem")
+    rows, skipped = _index(dataset)
     assert skipped == [] and len(rows) == 24
     train = [r for r in rows if r["split"] == "train"]
-    assert sum(r["noise"] != "" for r in train) == 4
-    assert all(r["truth"] == r["stem"] for r in rows if r["noise"] == "")
+    assert [Path(r["path"]) for r in train] == [dataset / "train" / r["song"] / f"{r['stem']}.wav" for r in train]
     assert all(r["sample_rate"] == RATE and r["channels"] == 1 and r["seconds"] == 1.0 for r in rows)
-    tables = label_tables(rows)
-    assert [s.labels for s in tables["noisy"]] == [frozenset({r["stem"]}) for r in train]
-    assert [format_labels(s.labels) for s in tables["clean"]] == [r["truth"] for r in train]
     assert set(evaluation_songs(rows)) == {"test_0", "test_1"}
+
+
+def test_the_songs_layout_reads_song_folders_with_no_split(dataset: Path, tmp_path: Path) -> None:
+    rows, _ = _index(dataset / "train", "songs", dataset / "test")
+    assert {r["song"] for r in rows if r["split"] == "train"} == {f"train_{i}" for i in range(4)}
+
+
+def test_the_csv_layout_reads_any_files_with_their_labels(tmp_path: Path) -> None:
+    root = tmp_path / "library"
+    lines = ["path,label,song"]
+    for i, cls in enumerate(["bass", "drums", "vocals"]):
+        write_audio_file = root / "takes" / f"take_{i}.flac"
+        write_audio_file.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(write_audio_file, tone(cls).T, RATE)
+        lines.append(f"takes/take_{i}.flac,{cls},{'a' if i < 2 else 'b'}")
+    (root / "stems.csv").write_text("\n".join(lines) + "\n")
+    scan = training_stems(root, "csv")
+    assert [(s.song, s.stem, s.path.name) for s in scan.stems] == [
+        ("a", "bass", "take_0.flac"),
+        ("a", "drums", "take_1.flac"),
+        ("b", "vocals", "take_2.flac"),
+    ]
+    (root / "stems.csv").write_text("path,label\nx.wav,guitar\n../y.wav,bass\nz.mp3,bass\n")
+    (root / "z.mp3").write_bytes(b"")
+    reasons = [p["reason"] for p in training_stems(root, "csv").problems]
+    assert "label 'guitar' is not one of" in reasons[0] and "outside the root" in reasons[1]
+    assert "a .mp3 file, a format not read here" in reasons[2]
+    (root / "stems.csv").write_text("file,class\n")
+    with pytest.raises(LayoutError, match="needs columns path and label"):
+        training_stems(root, "csv")
+
+
+def test_flac_is_read_and_other_formats_are_refused_saying_what_was_found(dataset: Path) -> None:
+    song = dataset / "train" / "train_1"
+    sf.write(song / "bass.flac", tone("bass").T, RATE)
+    (song / "bass.wav").unlink()
+    rows, _ = _index(dataset)
+    assert any(r["path"].endswith("train_1/bass.flac") for r in rows)
+    (song / "bass.flac").rename(song / "bass.m4a")
+    with pytest.raises(BadDataError, match=r"train_1: found bass.m4a, a format not read here; convert it to WAV"):
+        _index(dataset)
 
 
 def _break(path: Path, how: str) -> None:
@@ -57,37 +90,42 @@ def _break(path: Path, how: str) -> None:
         ("empty", "empty audio"),
         ("nan", "NaN or infinite"),
         ("rate", "sample rate 16000 Hz, expected 8000 Hz"),
-        ("missing", "missing stem vocals.wav"),
+        ("missing", "missing stem vocals (no vocals.wav or vocals.flac)"),
     ],
 )
-def test_bad_files_stop_the_index_with_one_line(dataset: Path, tmp_path: Path, how: str, message: str) -> None:
-    noisy = _noisy(dataset, tmp_path)
-    bad = noisy / "train" / "train_2" / "vocals.wav"
+def test_bad_files_stop_the_index_with_one_line_or_are_skipped_by_name(dataset: Path, how: str, message: str) -> None:
+    bad = dataset / "train" / "train_2" / "vocals.wav"
     _break(bad, how)
-    with pytest.raises(BadDataError, match=message) as err:
-        _index(noisy, dataset, convert=False)
-    assert ("train_2" in str(err.value)) and "\n" not in str(err.value)
-    rows, skipped = _index(noisy, dataset, convert=False, on_bad_file="skip")
+    with pytest.raises(BadDataError, match=re.escape(message)) as err:
+        _index(dataset, convert=False)
+    assert "train_2" in str(err.value) and "\n" not in str(err.value)
+    rows, skipped = _index(dataset, convert=False, on_bad_file="skip")
     assert len(skipped) == 1 and message in skipped[0]["reason"]
-    kept = {(r["song"], r["stem"]) for r in rows}
-    assert ("train_2", "vocals") not in kept
-    assert ("train_2", "bass") in kept or how == "missing"
+    assert skipped[0]["path"] == str(bad if how != "missing" else bad.parent)  # the user's own file or song
+    assert "train_2" not in {r["song"] for r in rows} and len(rows) == 20
 
 
-def test_wrong_rate_is_converted_when_allowed(dataset: Path, tmp_path: Path) -> None:
-    noisy = _noisy(dataset, tmp_path)
-    _break(noisy / "train" / "train_1" / "bass.wav", "rate")
-    rows, skipped = _index(noisy, dataset, convert=True)
+def test_wrong_rate_is_converted_when_allowed(dataset: Path) -> None:
+    _break(dataset / "train" / "train_1" / "bass.wav", "rate")
+    rows, skipped = _index(dataset, convert=True)
     assert not skipped
     row = next(r for r in rows if r["song"] == "train_1" and r["stem"] == "bass")
     assert row["sample_rate"] == 2 * RATE
 
 
-def test_a_bad_test_song_is_dropped_whole_when_skipping(dataset: Path, tmp_path: Path) -> None:
-    noisy = _noisy(dataset, tmp_path)
+def test_a_bad_test_song_is_dropped_whole_when_skipping(dataset: Path) -> None:
     _break(dataset / "test" / "test_1" / "drums.wav", "nan")
-    rows, skipped = _index(noisy, dataset, on_bad_file="skip")
+    rows, skipped = _index(dataset, on_bad_file="skip")
     assert set(evaluation_songs(rows)) == {"test_0"} and len(skipped) == 1
+
+
+def test_no_usable_song_at_all_is_one_line(dataset: Path, tmp_path: Path) -> None:
+    for song in (dataset / "test").iterdir():
+        _break(song / "bass.wav", "nan")
+    with pytest.raises(BadDataError, match="no usable test stem"):
+        _index(dataset, on_bad_file="skip")
+    with pytest.raises(LayoutError, match="point data.test_root at a folder of song folders"):
+        _index(dataset, test_root=tmp_path / "nowhere")
 
 
 def test_label_table_round_trip(tmp_path: Path) -> None:

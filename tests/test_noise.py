@@ -2,14 +2,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from selfrefine import CLASSES
 from selfrefine.data.audio import read_audio
+from selfrefine.data.layouts import training_stems
 from selfrefine.data.noise import Corruption, corrupt_dataset, plan_corruption
 from selfrefine.errors import UserError
 from selfrefine.outputs import read_csv
 
 from conftest import RATE
+
+
+def _corrupt(root: Path, out: Path, rate: float, kinds: dict, truth_known: bool = True):
+    """The stage's call: corrupt the training stems the musdb layout finds under ``root``."""
+    rows = [{"song": s.song, "stem": s.stem, "path": str(s.path)} for s in training_stems(root, "musdb").stems]
+    return corrupt_dataset(rows, out, rate, kinds, 0, RATE, 1, True, truth_known)
 
 
 def test_plan_hits_the_rate_exactly_and_is_deterministic() -> None:
@@ -32,8 +40,9 @@ def test_truth_of_each_kind() -> None:
 @pytest.mark.parametrize("rate", [0.3, 0.5])
 def test_corrupted_files_really_hold_the_wrong_audio(dataset: Path, tmp_path: Path, rate: float) -> None:
     out = tmp_path / "noisy"
-    summary = corrupt_dataset(dataset, out, rate, {"swap": 1, "merge": 1, "silent": 1}, 0, RATE, 1, True, True)
+    rows, summary = _corrupt(dataset, out, rate, {"swap": 1, "merge": 1, "silent": 1})
     truth = read_csv(out / "truth.csv")
+    assert truth == [{k: str(v) for k, v in r.items()} for r in rows]
     assert len(truth) == 16 and summary["stems"] == 16
     assert abs(summary["rate"] - rate) <= 0.05
     assert abs(sum(r["noise"] != "" for r in truth) / 16 - rate) <= 0.05
@@ -59,25 +68,37 @@ def test_corrupted_files_really_hold_the_wrong_audio(dataset: Path, tmp_path: Pa
 
 def test_source_audio_is_never_modified(dataset: Path, tmp_path: Path) -> None:
     before = {p: p.read_bytes() for p in dataset.rglob("*.wav")}
-    corrupt_dataset(dataset, tmp_path / "noisy", 1.0, {"swap": 1, "merge": 1, "silent": 1}, 0, RATE, 1, True, True)
+    _corrupt(dataset, tmp_path / "noisy", 1.0, {"swap": 1, "merge": 1, "silent": 1})
     assert before == {p: p.read_bytes() for p in dataset.rglob("*.wav")}
 
 
 def test_unknown_truth_is_marked(dataset: Path, tmp_path: Path) -> None:
-    corrupt_dataset(dataset, tmp_path / "noisy", 0.0, {"swap": 1}, 0, RATE, 1, True, False)
+    _corrupt(dataset, tmp_path / "noisy", 0.0, {"swap": 1}, truth_known=False)
     assert {r["truth"] for r in read_csv(tmp_path / "noisy" / "truth.csv")} == {"?"}
 
 
-def test_a_missing_stem_is_never_corrupted_or_swapped_in(dataset: Path, tmp_path: Path) -> None:
-    (dataset / "train" / "train_0" / "vocals.wav").unlink()
-    summary = corrupt_dataset(dataset, tmp_path / "noisy", 1.0, {"swap": 1, "merge": 1}, 0, RATE, 1, True, True)
+def test_a_song_without_all_stems_is_never_corrupted_or_swapped_in(dataset: Path, tmp_path: Path) -> None:
+    rows = [{"song": s.song, "stem": s.stem, "path": str(s.path)} for s in training_stems(dataset, "musdb").stems]
+    rows = [r for r in rows if (r["song"], r["stem"]) != ("train_0", "vocals")]  # e.g. a csv-layout song
+    _, summary = corrupt_dataset(rows, tmp_path / "noisy", 1.0, {"swap": 1, "merge": 1}, 0, RATE, 1, True, True)
     truth = read_csv(tmp_path / "noisy" / "truth.csv")
     assert summary["stems"] == summary["corrupted"] == 15 == len(truth)
     assert not any("vocals" in r["truth"] for r in truth if r["song"] == "train_0")
     assert not (tmp_path / "noisy" / "train" / "train_0" / "vocals.wav").exists()
 
 
-def test_missing_train_split_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="no train split"):
-        corrupt_dataset(tmp_path, tmp_path / "noisy", 0.3, {"swap": 1}, 0, RATE, 1, True, True)
+def test_flac_stems_are_linked_in_their_own_format(dataset: Path, tmp_path: Path) -> None:
+    song = dataset / "train" / "train_1"
+    audio = read_audio(song / "bass.wav", RATE, 1)
+    sf.write(song / "bass.flac", audio.T, RATE, subtype="PCM_24")
+    (song / "bass.wav").unlink()
+    rows, _ = _corrupt(dataset, tmp_path / "noisy", 0.0, {"swap": 1})
+    row = next(r for r in rows if (r["song"], r["stem"]) == ("train_1", "bass"))
+    assert row["path"].endswith("train/train_1/bass.flac")
+    assert Path(row["path"]).read_bytes() == (song / "bass.flac").read_bytes()
+
+
+def test_nothing_to_corrupt_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="run the index stage first"):
+        corrupt_dataset([], tmp_path / "noisy", 0.3, {"swap": 1}, 0, RATE, 1, True, True)
     assert not (tmp_path / "noisy").exists()

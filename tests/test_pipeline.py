@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -243,10 +244,54 @@ def test_threshold_experiment_reruns_only_the_refinement(repo: Path) -> None:
     assert _metrics(repo)["metrics/refine/1.json"]["thresholds"]["bass"] == 0.9
 
 
-def test_noise_rate_change_reruns_from_corrupt_but_not_generate(repo: Path) -> None:
-    proc = _run(repo, "dvc", "exp", "run", "-S", "noise.rate=0.5", "index")
-    assert _ran(proc) == {"corrupt", "index"}  # a target runs only what it depends on
+def test_noise_rate_change_reruns_from_corrupt_but_not_the_index(repo: Path) -> None:
+    proc = _run(repo, "dvc", "exp", "run", "-S", "noise.rate=0.5", "corrupt")
+    assert _ran(proc) == {"corrupt"}  # a target runs only what it depends on; the index has no noise in it
     assert _metrics(repo)["metrics/noise.json"]["rate"] == pytest.approx(0.5, abs=0.05)
+
+
+def _layout_fixture(repo: Path, layout: str) -> dict:
+    """The smoke songs as a user's library in ``layout``, with what real libraries have: FLAC stems,
+    mixture files, a stem that cannot be read (skipped by name); and a separate test root."""
+    import soundfile as sf
+
+    source = repo / "data/generated"
+    library = repo / "library"
+    songs = sorted(p.name for p in (source / "train").iterdir())
+    lines = ["path,label,song"]
+    for n, song in enumerate(songs):
+        for stem in sorted((source / "train" / song).iterdir()):
+            audio, rate = sf.read(stem, dtype="float32")
+            if layout == "songs":
+                target = library / song / (stem.stem + (".flac" if n % 2 else ".wav"))
+            else:  # csv: takes named anyhow, in per-session folders, labels in the CSV
+                target = library / f"session_{n % 3}" / f"take_{n:02d}_{stem.stem[:2]}.flac"
+                lines.append(f"{target.relative_to(library)},{stem.stem},{song}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(target, audio, rate, subtype="FLOAT" if target.suffix == ".wav" else "PCM_24")
+        if layout == "songs":
+            sf.write(library / song / "mixture.wav", np.zeros(rate, dtype=np.float32), rate)
+    if layout == "csv":
+        (library / "stems.csv").write_text("\n".join(lines) + "\n")
+    bad = next(library.rglob("*.flac"))
+    bad.write_bytes(b"fLaC not really")
+    shutil.copytree(source / "test", repo / "clean_test")
+    return {"root": "library", "layout": layout, "test_root": "clean_test", "on_bad_file": "skip", "bad": str(bad)}
+
+
+@pytest.mark.parametrize("layout", ["songs", "csv"])
+def test_a_users_library_in_each_layout_runs_the_pipeline(repo: Path, layout: str) -> None:
+    data = _layout_fixture(repo, layout)
+    bad = Path(data.pop("bad"))
+    _set_params(repo, data=data)
+    # the smoke profile trains separators on the noisy labels: from the library to a test SDR in four stages
+    proc = _run(repo, "dvc", "repro", "evaluate@demucs")
+    assert _ran(proc) == {"index", "corrupt", "train@demucs", "evaluate@demucs"}
+    index = _metrics(repo)["metrics/index.json"]
+    assert index["layout"] == layout and index["songs"] == {"train": 11, "test": 3}
+    assert [s["path"] for s in index["skipped_files"]] == [str(bad.relative_to(repo))], "the user's own file is named"
+    assert len((repo / "data/labels/noisy.csv").read_text().splitlines()) == 1 + 11 * 4, "its song is left out whole"
+    assert math.isfinite(_metrics(repo)["metrics/separation/demucs.json"]["global_sdr"]["mean"]["mean_over_sources"])
 
 
 def test_a_typo_in_a_param_fails_with_the_nearest_key(repo: Path) -> None:

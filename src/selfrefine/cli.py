@@ -1,4 +1,4 @@
-"""``selfrefine``: a command per pipeline stage, plus ``check``, ``profile`` and ``compare``.
+"""``selfrefine``: a command per pipeline stage, plus ``check``, ``profile``, ``compare``, ``audit`` and ``separate``.
 
 A face over the stage bodies (:mod:`selfrefine.stages`), which DVC runs directly: nothing here is a
 dependency of any stage, so editing a command or its help reruns nothing. Stage commands run the same
@@ -151,6 +151,57 @@ def compare(
     from selfrefine.compare import run_comparison
 
     _face(run_comparison, [s.strip() for s in labels.split(",") if s.strip()], stamp)
+
+
+@app.command()
+def audit(
+    root: Annotated[Path, typer.Argument(help="the stem library (default: data.root)")] = None,
+    layout: Annotated[str | None, typer.Option(help="musdb, songs or csv (default: data.layout)")] = None,
+    classifier: Annotated[
+        Path | None, typer.Option(help="classifier checkpoint (default: the last refinement round's)")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="report folder (replaced)")] = Path("reports/audit"),
+    truth: Annotated[
+        Path | None, typer.Option(help="CSV of song,stem,truth (e.g. data/noisy/truth.csv): adds top-k precision")
+    ] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Rank a library's stems by how likely their file-name label is wrong: CSV and an offline HTML report."""
+    from selfrefine.audit import audit as run_audit
+    from selfrefine.audit import default_classifier
+    from selfrefine.config import load_params
+
+    def body() -> None:
+        p = load_params(params)
+        run_audit(
+            p,
+            root or Path(p.data.root),
+            layout or p.data.layout,
+            classifier or default_classifier(p),
+            out,
+            truth,
+        )
+
+    _face(body)
+
+
+@app.command()
+def separate(
+    files: Annotated[list[Path], typer.Argument(help="songs to separate (any rate, channels, WAV/FLAC/...)")],
+    model: Annotated[Path, typer.Option(help="a trained separator")] = Path("models/demucs/model.pt"),
+    out: Annotated[Path, typer.Option(help="writes OUT/<file name>/<source>.wav")] = Path("separated"),
+    overlap: Annotated[float, typer.Option(help="shared fraction of neighbouring chunks")] = 0.25,
+    consistent: Annotated[
+        bool, typer.Option(help="share what the model left out among the sources, so they sum to the input")
+    ] = False,
+) -> None:
+    """Separate songs into stems with a trained separator (GPU when present)."""
+    from selfrefine.separate import separate_files
+
+    if not 0 <= overlap < 1:
+        typer.echo(f"error: --overlap {overlap}: expected a fraction in [0, 1)", err=True)
+        raise typer.Exit(1)
+    _face(separate_files, files, model, out, overlap, consistent)
 
 
 @app.command()

@@ -70,6 +70,10 @@ class DataParams:
     """Where the stems are and how bad files are treated."""
 
     root: str = "data/generated"
+    """The training stems, in ``layout`` (:mod:`selfrefine.data.layouts`)."""
+    layout: str = field(default="musdb", metadata=_one_of("musdb", "songs", "csv"))
+    test_root: str = field(default="data/generated/test", metadata=_check(bool, "a folder of test song folders"))
+    """The clean test songs: folders of four stems (MUSDB18-HQ's ``test/``)."""
     truth: bool = True
     convert: bool = True
     on_bad_file: str = field(default="error", metadata=_one_of("error", "skip"))

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from selfrefine.errors import UserError
+
 GENERATED = Path("data/generated")
 """The embedded default dataset (``generate``)."""
-NOISY = Path("data/noisy")
-"""Training stems with label noise injected, and their ``truth.csv`` (``corrupt``)."""
 INDEX = Path("data/index.csv")
-"""Every validated stem (``index``)."""
+"""Every validated stem of the user's data, where it is (``index``)."""
+NOISY = Path("data/noisy")
+"""Training stems with label noise injected (``corrupt``)."""
+TRUTH = NOISY / "truth.csv"
+"""Each noisy stem's corruption and true label set (``corrupt``)."""
 CHECKPOINTS = Path("checkpoints")
 """Resumable training state; not a DVC output (DVC would delete it before the rerun that resumes it)."""
 
@@ -71,3 +75,32 @@ def separation_plots(name: str) -> Path:
 def estimates(name: str) -> Path:
     """A separator's estimates of the clean test songs."""
     return Path("data/estimates") / name
+
+
+def producer(path: str | Path) -> str | None:
+    """The stage (as ``dvc repro`` names it) that writes ``path``, or None for an input of the pipeline."""
+    p = Path(path)
+    if p == INDEX:
+        return "index"
+    if p == NOISY or NOISY in p.parents:
+        return "corrupt"
+    if p.parent == Path("data/labels"):
+        return "corrupt" if p.stem in ("noisy", "clean") else f"refine@{p.stem.removeprefix('refined_')}"
+    if Path("models/classifier") in p.parents:
+        return f"classify@{p.relative_to('models/classifier').parts[0]}"
+    if len(p.parts) >= 2 and p.parts[0] == "models":
+        return f"train@{p.parts[1]}"
+    return None
+
+
+def require(*required: str | Path) -> None:
+    """Stop with one line naming the stage to run first when an input a stage reads is missing.
+
+    Raises:
+        UserError: e.g. ``data/index.csv: missing; run the index stage first (dvc repro index)``.
+    """
+    for path in map(Path, required):
+        if not path.exists():
+            stage = producer(path)
+            fix = f"run the {stage} stage first (dvc repro {stage})" if stage else "create it or fix the path"
+            raise UserError(f"{path}: missing; {fix}")

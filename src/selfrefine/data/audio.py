@@ -41,18 +41,7 @@ def read_audio(
     Raises:
         AudioError: unreadable, empty, non-finite, or (with ``convert=False``) wrong rate/channels.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"{path}: file is missing; restore it or remove its song folder")
-    try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, ValueError) as err:
-        raise AudioError(f"{path}: unreadable audio ({str(err).splitlines()[0]}); re-export it as WAV") from None
-    if data.shape[0] == 0:
-        raise AudioError(f"{path}: empty audio (0 samples); re-export the stem or remove the song")
-    if not np.isfinite(data).all():
-        raise AudioError(f"{path}: contains NaN or infinite samples; re-export the stem")
-    audio = np.ascontiguousarray(data.T)
+    audio, rate = decode(path)
     if audio.shape[0] != channels:
         if not convert:
             raise AudioError(
@@ -68,15 +57,34 @@ def read_audio(
     return audio
 
 
+def decode(path: str | Path) -> tuple[np.ndarray, int]:
+    """A whole file as it is: ``((channels, samples) float32, rate)``, checked to be usable audio.
+
+    Raises:
+        AudioError: missing, unreadable, empty or non-finite (one line naming the file and the fix).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such file")
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as err:
+        raise AudioError(f"{path}: unreadable audio ({str(err).splitlines()[0]}); convert it to WAV or FLAC") from None
+    if data.shape[0] == 0:
+        raise AudioError(f"{path}: empty audio (0 samples); re-export it")
+    if not np.isfinite(data).all():
+        raise AudioError(f"{path}: contains NaN or infinite samples; re-export it")
+    return np.ascontiguousarray(data.T), rate
+
+
 def to_channels(audio: np.ndarray, channels: int) -> np.ndarray:
-    """Convert ``(c, n)`` audio to ``(channels, n)``: average down to mono, repeat up from mono."""
+    """Convert ``(c, n)`` audio to ``(channels, n)``: average down to mono, repeat mono up (more than two
+    channels to stereo: their average on both)."""
     if audio.shape[0] == channels:
         return audio
-    if channels == 1:
-        return audio.mean(axis=0, keepdims=True)
-    if audio.shape[0] == 1:
-        return np.repeat(audio, channels, axis=0)
-    raise AudioError(f"cannot convert {audio.shape[0]} channels to {channels}")
+    if channels == 1 or audio.shape[0] > 2:
+        audio = audio.mean(axis=0, keepdims=True)
+    return np.repeat(audio, channels, axis=0)
 
 
 def resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:

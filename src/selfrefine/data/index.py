@@ -1,8 +1,8 @@
-"""The dataset index: every stem validated once, and the label tables the index implies.
+"""The dataset index: every stem of the user's data validated once, where it is, before anything uses it.
 
-Layout (MUSDB18-HQ): ``<root>/{train,test}/<song>/{bass,drums,other,vocals}.wav``. The training split
-comes from the ``corrupt`` stage (with its ``truth.csv``); the test split is the clean one of
-``data.root``.
+The training stems come from ``data.root`` in any layout of :mod:`selfrefine.data.layouts`, the clean test
+songs from ``data.test_root``. Rows name the user's own files, so a skipped or bad file is reported as the
+file the user has. Label noise is injected afterwards, into the stems the index accepted (``corrupt``).
 """
 
 from __future__ import annotations
@@ -13,15 +13,13 @@ from pathlib import Path
 
 import soundfile as sf
 
-from selfrefine import CLASSES
 from selfrefine.data.audio import AudioError, read_audio, rms_db
-from selfrefine.data.labels import LabelledStem, parse_labels
+from selfrefine.data.layouts import Scan, StemFile, evaluation_stems, training_stems
 from selfrefine.errors import UserError
-from selfrefine.outputs import read_csv
 
 log = logging.getLogger(__name__)
 
-INDEX_COLUMNS = ["split", "song", "stem", "path", "seconds", "sample_rate", "channels", "silent", "truth", "noise"]
+INDEX_COLUMNS = ["split", "song", "stem", "path", "seconds", "sample_rate", "channels", "silent"]
 
 
 class BadDataError(UserError):
@@ -35,8 +33,8 @@ class Checks:
     Attributes:
         sample_rate, channels, convert: see :func:`selfrefine.audio.read_audio`.
         silence_db: RMS level below which a stem is flagged silent.
-        on_bad_file: ``"error"`` raises at the first bad file; ``"skip"`` leaves out the song of a
-            missing stem and the bad file itself, and reports it.
+        on_bad_file: ``"error"`` raises at the first bad file or incomplete song; ``"skip"`` leaves out
+            the song of a bad or missing stem, and reports the user's file and why.
     """
 
     sample_rate: int
@@ -46,15 +44,15 @@ class Checks:
     on_bad_file: str
 
 
-def _stem_row(path: Path, split: str, song: str, stem: str, checks: Checks) -> dict:
+def _stem_row(stem: StemFile, split: str, checks: Checks) -> dict:
     """Validate one stem file and describe it (raises :class:`AudioError`)."""
-    audio = read_audio(path, checks.sample_rate, checks.channels, checks.convert)
-    info = sf.info(str(path))
+    audio = read_audio(stem.path, checks.sample_rate, checks.channels, checks.convert)
+    info = sf.info(str(stem.path))
     return {
         "split": split,
-        "song": song,
-        "stem": stem,
-        "path": str(path),
+        "song": stem.song,
+        "stem": stem.stem,
+        "path": str(stem.path),
         "seconds": round(info.frames / info.samplerate, 4),
         "sample_rate": info.samplerate,
         "channels": info.channels,
@@ -62,83 +60,52 @@ def _stem_row(path: Path, split: str, song: str, stem: str, checks: Checks) -> d
     }
 
 
-def index_split(root: Path, split: str, checks: Checks) -> tuple[list[dict], list[dict]]:
-    """Scan and validate every stem of ``root/<song>/`` folders.
+def index_split(scan: Scan, split: str, checks: Checks) -> tuple[list[dict], list[dict]]:
+    """Validate every stem file of a scanned root; a song with a bad file is left out whole.
 
     Args:
-        root: folder holding one sub-folder per song.
+        scan: the root's stem files and the songs its layout already left out.
         split: ``"train"`` or ``"test"`` (written to the rows).
         checks: validation settings.
 
     Returns:
-        (rows, skipped): index rows (without truth/noise) and ``{"path", "reason"}`` for each skip.
+        (rows, skipped): index rows and ``{"path", "reason"}`` for each file or song left out.
 
     Raises:
-        BadDataError: a bad file or a missing stem with ``on_bad_file="error"``, or no song at all.
+        BadDataError: with ``on_bad_file="error"``, the first bad file or incomplete song; and a split
+            with no usable stem at all.
     """
-    if not root.is_dir():
-        raise BadDataError(f"{root}: folder missing; point data.root at a MUSDB18-HQ-layout folder")
-    songs = sorted(p for p in root.iterdir() if p.is_dir())
-    if not songs:
-        raise BadDataError(f"{root}: no song folders; point data.root at a MUSDB18-HQ-layout folder")
+    skipped = list(scan.problems)
+    if skipped and checks.on_bad_file == "error":
+        raise BadDataError(f"{skipped[0]['reason']} (or set data.on_bad_file: skip)")
     rows: list[dict] = []
-    skipped: list[dict] = []
-    for n, song in enumerate(songs):
-        missing = [c for c in CLASSES if not (song / f"{c}.wav").is_file()]
-        if missing:
-            reason = f"{song}: missing stem {missing[0]}.wav; add it or remove the song folder"
+    broken: set[str] = set()
+    songs = sorted({s.song for s in scan.stems})
+    for n, stem in enumerate(scan.stems):
+        try:
+            rows.append(_stem_row(stem, split, checks))
+        except AudioError as err:
             if checks.on_bad_file == "error":
-                raise BadDataError(reason)
-            skipped.append({"path": str(song), "reason": reason})
-            continue
-        for stem in CLASSES:
-            path = song / f"{stem}.wav"
-            try:
-                rows.append(_stem_row(path, split, song.name, stem, checks))
-            except AudioError as err:
-                if checks.on_bad_file == "error":
-                    raise BadDataError(f"{err} (or set data.on_bad_file: skip)") from None
-                skipped.append({"path": str(path), "reason": str(err)})
-        if (n + 1) % max(1, len(songs) // 5) == 0:
-            log.info("index %s: %d/%d songs", split, n + 1, len(songs))
-    if split == "test":  # a test song is scored on all four stems or not at all
-        broken = {Path(s["path"]).parent for s in skipped}
-        rows = [r for r in rows if Path(r["path"]).parent not in broken]
+                raise BadDataError(f"{err} (or set data.on_bad_file: skip)") from None
+            skipped.append({"path": str(stem.path), "reason": str(err)})
+            broken.add(stem.song)
+        if (n + 1) % max(1, len(scan.stems) // 5) == 0:
+            log.info("index %s: %d/%d stems of %d songs", split, n + 1, len(scan.stems), len(songs))
+    rows = [r for r in rows if r["song"] not in broken]  # a song is used with all its stems or not at all
+    if not rows:
+        raise BadDataError(f"no usable {split} stem: every song was left out (see the first: {skipped[0]['reason']})")
     return rows, skipped
 
 
-def build_index(noisy_root: Path, clean_root: Path, checks: Checks) -> tuple[list[dict], list[dict]]:
-    """Index the (noisy) training split and the clean test split, with truth where known.
-
-    Args:
-        noisy_root: output of the ``corrupt`` stage (``train/`` and ``truth.csv``).
-        clean_root: the dataset root whose ``test/`` split is the clean evaluation set.
-        checks: validation settings (see :func:`index_split`).
+def build_index(root: Path, layout: str, test_root: Path, checks: Checks) -> tuple[list[dict], list[dict]]:
+    """Index the training stems of ``root`` (in ``layout``) and the clean test songs of ``test_root``.
 
     Returns:
-        (rows with :data:`INDEX_COLUMNS`, skipped files).
+        (rows with :data:`INDEX_COLUMNS`, skipped files and songs, each ``{"path", "reason"}``).
     """
-    truth = {(r["song"], r["stem"]): r for r in read_csv(noisy_root / "truth.csv")}
-    train, skipped_train = index_split(noisy_root / "train", "train", checks)
-    test, skipped_test = index_split(clean_root / "test", "test", checks)
-    for row in train:
-        known = truth[(row["song"], row["stem"])]
-        row["truth"], row["noise"] = known["truth"], known["noise"]
-    for row in test:
-        row["truth"], row["noise"] = row["stem"], ""
+    train, skipped_train = index_split(training_stems(root, layout), "train", checks)
+    test, skipped_test = index_split(evaluation_stems(test_root), "test", checks)
     return train + test, skipped_train + skipped_test
-
-
-def label_tables(index: list[dict]) -> dict[str, list[LabelledStem]]:
-    """The two label tables the index implies: ``noisy`` (file names) and ``clean`` (the truth).
-
-    ``clean`` is empty when the truth is unknown (real noisy data).
-    """
-    train = [r for r in index if r["split"] == "train"]
-    noisy = [LabelledStem(r["song"], r["stem"], r["path"], frozenset({r["stem"]})) for r in train]
-    known = all(r["truth"] != "?" for r in train)
-    clean = [LabelledStem(r["song"], r["stem"], r["path"], parse_labels(r["truth"])) for r in train] if known else []
-    return {"noisy": noisy, "clean": clean}
 
 
 def evaluation_songs(index: list[dict]) -> dict[str, dict[str, str]]:

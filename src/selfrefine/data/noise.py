@@ -23,12 +23,15 @@ import numpy as np
 
 from selfrefine import CLASSES
 from selfrefine.data.audio import read_audio, write_audio
+from selfrefine.data.labels import LabelledStem, parse_labels
 from selfrefine.errors import UserError
 from selfrefine.outputs import atomic_dir, write_csv
 
 log = logging.getLogger(__name__)
 
 KINDS = ("swap", "merge", "silent")
+TRUTH_COLUMNS = ["song", "stem", "path", "noise", "truth"]
+"""``truth.csv``: each noisy stem's corruption kind (``""``: none) and what it truly holds (``?``: unknown)."""
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,7 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 
 def corrupt_dataset(
-    clean_root: Path,
+    stems: list[dict],
     out: Path,
     rate: float,
     weights: dict[str, float],
@@ -126,61 +129,72 @@ def corrupt_dataset(
     channels: int,
     convert: bool,
     truth_known: bool,
-) -> dict[str, float]:
-    """Write a noisy copy of ``clean_root/train`` to ``out/train`` and its truth to ``out/truth.csv``.
+) -> tuple[list[dict], dict[str, float]]:
+    """Write a noisy copy of the indexed training stems to ``out/train/<song>/`` and their truth.
 
     Args:
-        clean_root: MUSDB18-HQ-layout root whose ``train`` split is corrupted.
-        out: output folder (replaced atomically).
+        stems: the index's training rows (``song``, ``stem``, ``path``), already validated.
+        out: output folder (replaced atomically); it also gets ``truth.csv``.
         rate: fraction of training stems to corrupt.
         weights: relative weight per corruption kind.
         seed: random seed.
         sample_rate: rate corrupted files are written at.
         channels: channel count corrupted files are written with.
         convert: whether sources of another rate or channel count are converted (else an error).
-        truth_known: whether ``clean_root``'s stems are clean; if not (real noisy data) the truth
-            column is left empty and ``rate`` must be 0.
+        truth_known: whether the source stems are clean; if not (real noisy data) the truth column is
+            ``?`` and ``rate`` must be 0.
 
     Returns:
-        Summary: stem count, corrupted count, measured rate, count per kind.
+        (rows, summary): per stem ``{"song", "stem", "path", "noise", "truth"}`` with ``path`` the
+        noisy copy; and stem count, corrupted count, measured rate, count per kind.
     """
-    train = clean_root / "train"
-    if not train.is_dir():
-        raise UserError(f"{train}: no train split; point data.root at a MUSDB18-HQ-layout folder")
-    songs = sorted(p.name for p in train.iterdir() if p.is_dir())
-    files = [(song, c) for song in songs for c in CLASSES if (train / song / f"{c}.wav").is_file()]
-    if not files:
-        raise UserError(f"{train}: no stem files; point data.root at a MUSDB18-HQ-layout folder")
+    if not stems:
+        raise UserError("no training stem to corrupt; run the index stage first (dvc repro index)")
+    source = {(r["song"], r["stem"]): Path(r["path"]) for r in stems}
+    files = list(source)
+    songs = sorted({song for song, _ in files})
     plan = plan_corruption(files, rate, weights, seed)
-    file_set = set(files)
     rows = []
     with atomic_dir(out) as tmp:
         for n, song in enumerate(songs):
             (tmp / "train" / song).mkdir(parents=True)
-            present = [c for c in CLASSES if (song, c) in file_set]
+            present = [c for c in CLASSES if (song, c) in source]
             needed = {c for c in present if (song, c) in plan}
             sources = needed | {plan[(song, c)].other for c in needed} - {None}
-            stems = {c: read_audio(train / song / f"{c}.wav", sample_rate, channels, convert) for c in sources}
+            audio = {c: read_audio(source[(song, c)], sample_rate, channels, convert) for c in sources}
             for label in present:
-                dst = tmp / "train" / song / f"{label}.wav"
                 corruption = plan.get((song, label))
-                if corruption is None:
-                    _link_or_copy(train / song / f"{label}.wav", dst)
+                if corruption is None:  # the user's file, byte for byte, in its own format
+                    name = f"{label}{source[(song, label)].suffix.lower()}"
+                    _link_or_copy(source[(song, label)], tmp / "train" / song / name)
                     truth = frozenset({label})
                 else:
-                    write_audio(dst, corrupted_audio(stems, label, corruption), sample_rate)
+                    name = f"{label}.wav"
+                    write_audio(tmp / "train" / song / name, corrupted_audio(audio, label, corruption), sample_rate)
                     truth = corruption.truth(label)
                 rows.append(
                     {
                         "song": song,
                         "stem": label,
+                        "path": str(out / "train" / song / name),
                         "noise": corruption.kind if corruption else "",
                         "truth": "+".join(c for c in CLASSES if c in truth) if truth_known else "?",
                     }
                 )
             if (n + 1) % max(1, len(songs) // 10) == 0:
                 log.info("corrupt: %d/%d songs", n + 1, len(songs))
-        write_csv(tmp / "truth.csv", rows, ["song", "stem", "noise", "truth"])
+        write_csv(tmp / "truth.csv", rows, TRUTH_COLUMNS)
     counts = {kind: sum(1 for c in plan.values() if c.kind == kind) for kind in KINDS}
     total = len(rows)
-    return {"stems": total, "corrupted": len(plan), "rate": len(plan) / total, **counts}
+    return rows, {"stems": total, "corrupted": len(plan), "rate": len(plan) / total, **counts}
+
+
+def label_tables(rows: list[dict]) -> dict[str, list[LabelledStem]]:
+    """The two label tables of the corrupted stems: ``noisy`` (file names) and ``clean`` (the truth).
+
+    ``clean`` is empty when the truth is unknown (real noisy data).
+    """
+    noisy = [LabelledStem(r["song"], r["stem"], r["path"], frozenset({r["stem"]})) for r in rows]
+    known = all(r["truth"] != "?" for r in rows)
+    clean = [LabelledStem(r["song"], r["stem"], r["path"], parse_labels(r["truth"])) for r in rows] if known else []
+    return {"noisy": noisy, "clean": clean}

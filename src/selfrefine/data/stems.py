@@ -20,10 +20,20 @@ class StemStore:
     """
 
     def __init__(self, paths: Sequence[str], sample_rate: int, channels: int, silence_db: float) -> None:
+        self._hold([read_audio(p, sample_rate, channels) for p in paths], sample_rate, channels, silence_db)
+
+    @classmethod
+    def from_audio(cls, audio: Sequence[np.ndarray], sample_rate: int, channels: int, silence_db: float) -> StemStore:
+        """A store of audio already in memory (``(channels, samples)`` arrays at ``sample_rate``)."""
+        store = cls.__new__(cls)
+        store._hold(list(audio), sample_rate, channels, silence_db)
+        return store
+
+    def _hold(self, audio: list[np.ndarray], sample_rate: int, channels: int, silence_db: float) -> None:
         self.sample_rate = sample_rate
         self.channels = channels
         self.silence_db = silence_db
-        self.audio = [read_audio(p, sample_rate, channels) for p in paths]
+        self.audio = audio
         self._frame = sample_rate // 4
         self._frame_db = [self._frame_levels(a) for a in self.audio]
 

@@ -28,14 +28,15 @@ log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def separate(model: nn.Module, mix: np.ndarray, overlap: float) -> np.ndarray:
+def separate(model: nn.Module, mix: np.ndarray, overlap: float, progress: bool = False) -> np.ndarray:
     """``(channels, samples)`` mixture -> ``(4, channels, samples)`` estimates.
 
     Chunks of the model's own ``segment`` seconds (its training-time context) are overlap-added with
-    triangular weights; ``overlap`` is the shared fraction of neighbouring chunks.
+    triangular weights; ``overlap`` is the shared fraction of neighbouring chunks. ``progress`` shows a
+    bar over the chunks.
     """
     wave = torch.from_numpy(np.ascontiguousarray(mix))[None]
-    out = apply_model(model, wave, shifts=0, split=True, overlap=overlap, progress=False, device=device())
+    out = apply_model(model, wave, shifts=0, split=True, overlap=overlap, progress=progress, device=device())
     return out[0].numpy()
 
 

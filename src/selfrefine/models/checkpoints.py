@@ -13,9 +13,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from selfrefine.errors import UserError
 from selfrefine.models.registry import build
 from selfrefine.outputs import atomic_path
+from selfrefine.paths import require
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, name: str, kwargs: dict[str, Any], **provenance: Any) -> None:
@@ -38,11 +38,10 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         (model, checkpoint dict without the weights).
 
     Raises:
-        UserError: no checkpoint there (its stage has not run).
+        UserError: no checkpoint there (names the stage to run first).
     """
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no trained model; run the stage that writes it first (dvc repro)")
+    require(path)
     package = torch.load(path, map_location="cpu", weights_only=False)
     model = build(package["model"], package["kwargs"])
     model.load_state_dict(package.pop("state"))

@@ -12,8 +12,8 @@ from selfrefine.data.mixing import LabelMixer
 from selfrefine.models.checkpoints import save_checkpoint
 from selfrefine.models.classifier import predict
 from selfrefine.models.registry import check_block
-from selfrefine.outputs import file_digest, read_csv, write_json, write_npz
-from selfrefine.stages.common import skip, stem_store
+from selfrefine.outputs import file_digest, write_json, write_npz
+from selfrefine.stages.common import index_rows, skip, stem_store
 from selfrefine.stages.entry import main
 from selfrefine.training.loop import train
 from selfrefine.training.mixtrain import MixTraining, draw_mixtures, score_on_mixtures
@@ -33,6 +33,7 @@ def run(params: Params, round_key: str, table: str) -> dict[str, float] | None:
     out = paths.classifier_dir(round_key)
     metrics = paths.metrics("classifier", round_key)
     run_name = f"classify_{round_key}"
+    paths.require(paths.label_table(table))
     stems = read_label_table(paths.label_table(table))
     if not stems:
         skip(
@@ -41,6 +42,7 @@ def run(params: Params, round_key: str, table: str) -> dict[str, float] | None:
             f"label table '{table}' is empty (no ground truth): round '{round_key}' skipped",
         )
         return None
+    paths.require(paths.INDEX)  # its test rows: the clean test mixtures
     tp = params.classifier.train
     kwargs = {**params.classifier.model, "sample_rate": params.audio.sample_rate}
     store = stem_store(params, [s.path for s in stems])
@@ -79,7 +81,7 @@ def run(params: Params, round_key: str, table: str) -> dict[str, float] | None:
 
 def _clean_test_mixer(params: Params) -> LabelMixer:
     """Mixtures of the clean test split (targets: file names, which are true there)."""
-    rows = [r for r in read_csv(paths.INDEX) if r["split"] == "test"]
+    rows = index_rows("test")
     stems = [LabelledStem(r["song"], r["stem"], r["path"], frozenset({r["stem"]})) for r in rows]
     crop = samples(params.classifier.train.crop_seconds, params.audio.sample_rate)
     store = stem_store(params, [s.path for s in stems])

@@ -1,4 +1,4 @@
-"""Stage ``corrupt``: inject label noise into data.root's training stems (swap / merge / silent)."""
+"""Stage ``corrupt``: inject label noise into the indexed training stems; write the noisy and clean label tables."""
 
 from __future__ import annotations
 
@@ -8,17 +8,19 @@ from pathlib import Path
 
 from selfrefine import paths
 from selfrefine.config import Params
-from selfrefine.data.noise import corrupt_dataset
+from selfrefine.data.labels import write_label_table
+from selfrefine.data.noise import corrupt_dataset, label_tables
 from selfrefine.outputs import write_json
+from selfrefine.stages.common import index_rows
 from selfrefine.stages.entry import main
 
 log = logging.getLogger("selfrefine.stages.corrupt")  # not __name__: run as __main__
 
 
 def run(params: Params) -> None:
-    """Write ``data/noisy`` (stems and ``truth.csv``) and ``metrics/noise.json``."""
-    summary = corrupt_dataset(
-        Path(params.data.root),
+    """Write ``data/noisy`` (stems and ``truth.csv``), ``data/labels/{noisy,clean}.csv`` and ``metrics/noise.json``."""
+    rows, summary = corrupt_dataset(
+        index_rows("train"),
         paths.NOISY,
         params.noise.rate,
         asdict(params.noise.kinds),
@@ -28,6 +30,8 @@ def run(params: Params) -> None:
         params.data.convert,
         params.data.truth,
     )
+    for name, stems in label_tables(rows).items():
+        write_label_table(paths.label_table(name), stems)
     write_json(Path("metrics/noise.json"), summary)
     log.info("corrupt: %d of %d stems (rate %.3f)", summary["corrupted"], summary["stems"], summary["rate"])
 

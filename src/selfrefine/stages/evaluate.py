@@ -17,6 +17,7 @@ log = logging.getLogger("selfrefine.stages.evaluate")  # not __name__: run as __
 
 def run(params: Params, name: str) -> dict[str, float]:
     """Write ``metrics/separation/<name>.json``, per-song scores and plots, and the estimates."""
+    paths.require(paths.separator_model(name), paths.INDEX)
     model, package = load_checkpoint(paths.separator_model(name))
     songs = evaluation_songs(read_csv(paths.INDEX))
     ep = params.evaluate

@@ -30,12 +30,14 @@ def run(params: Params, round_key: str, table: str) -> None:
     metrics = paths.metrics("refine", round_key)
     plot_dir = paths.refine_plots(round_key)
     out = paths.label_table(paths.refined_table(round_key))
+    paths.require(paths.label_table(table))
     stems = read_label_table(paths.label_table(table))
     if not stems:
         skip(metrics, [plot_dir], f"no classifier for round '{round_key}' (no ground truth)")
         write_label_table(out, [])
         return
     folder = paths.classifier_dir(round_key)
+    paths.require(folder / "model.pt", paths.TRUTH)
     model, package = load_checkpoint(folder / "model.pt")
     validation = np.load(folder / "validation.npz")
     rp = params.refine
@@ -49,8 +51,8 @@ def run(params: Params, round_key: str, table: str) -> None:
     extras = table_extras(stems, refined, probs)
     write_label_table(out, refined, extras)
     summary = {"thresholds": dict(zip(CLASSES, map(float, thresholds))), "changed": sum(e["changed"] for e in extras)}
-    index = {(r["song"], r["stem"]): r for r in read_csv(paths.INDEX) if r["split"] == "train"}
-    rows = [index[(s.song, s.stem)] for s in stems]
+    known = {(r["song"], r["stem"]): r for r in read_csv(paths.TRUTH)}
+    rows = [known[(s.song, s.stem)] for s in stems]
     if all(r["truth"] != "?" for r in rows):
         truth = [parse_labels(r["truth"]) for r in rows]
         scores = refinement_scores(stems, refined, truth, [r["noise"] for r in rows], probs)

@@ -27,6 +27,7 @@ def run(params: Params, name: str) -> dict[str, float]:
     check_block(name, block.model)
     loss(name, block.train.loss)
     table = paths.label_table(params.separate.labels)
+    paths.require(table)
     stems = read_label_table(table)
     kwargs = model_kwargs(block.model, params.audio.sample_rate, params.audio.channels, block.train.segment_seconds)
     store = stem_store(params, [s.path for s in stems])

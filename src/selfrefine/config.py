@@ -169,6 +169,9 @@ class SeparateParams:
     labels: str = "refined_2"
     """``noisy``, ``clean`` or ``refined_<round>`` of a round in ``refine.rounds``."""
     pool: str = field(default="single", metadata=_one_of("single", "named"))
+    seed: int | None = field(default=None, metadata=_check(lambda v: v is None or v >= 0, ">= 0 or null"))
+    """The separators' training seed (initial weights, examples drawn); ``None``: the pipeline's ``seed``.
+    A replicate of a separator run changes this alone, so nothing upstream reruns."""
     models: list[str] = field(default_factory=lambda: ["demucs", "xumx"])
     """Separators to train and evaluate (``train@<name>``, ``evaluate@<name>``); each has a ``separators`` block."""
 

@@ -30,12 +30,13 @@ def run(params: Params, name: str) -> dict[str, float]:
     paths.require(table)
     stems = read_label_table(table)
     kwargs = model_kwargs(block.model, params.audio.sample_rate, params.audio.channels, block.train.segment_seconds)
+    seed = params.seed if params.separate.seed is None else params.separate.seed
     store = stem_store(params, [s.path for s in stems])
     task = SeparatorTraining(
-        name, kwargs, stems, store, params.separate.pool, block.train, params.seed, file_digest(table) + store.digest()
+        name, kwargs, stems, store, params.separate.pool, block.train, seed, file_digest(table) + store.digest()
     )
     run_name = f"train_{name}"
-    model, result = train(task, params.seed, paths.CHECKPOINTS / f"{run_name}.pt", paths.curves(run_name))
+    model, result = train(task, seed, paths.CHECKPOINTS / f"{run_name}.pt", paths.curves(run_name))
     pools = task.pool_sizes()
     save_checkpoint(
         paths.separator_model(name),
@@ -43,6 +44,7 @@ def run(params: Params, name: str) -> dict[str, float]:
         name,
         kwargs,
         labels=params.separate.labels,
+        seed=seed,
         pools=pools,
         loss=block.train.loss,
         steps=block.train.steps,

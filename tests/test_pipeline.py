@@ -351,14 +351,24 @@ def test_a_killed_training_stage_resumes_under_dvc_repro(repo: Path) -> None:
     assert json.loads((repo / "metrics/train/xumx.json").read_text())["val_loss"] > 0
 
 
-def test_compare_queues_runs_and_tabulates_label_tables(repo: Path) -> None:
-    proc = _run(repo, "selfrefine", "compare", "--labels", "noisy,clean")
+def test_compare_queues_runs_keeps_per_song_scores_and_tabulates_intervals(repo: Path) -> None:
+    proc = _run(repo, "selfrefine", "compare", "--labels", "noisy,clean", "--seeds", "2")
+    assert proc.stderr.count("compare: queued") == 4
     table = json.loads((repo / "metrics" / "compare.json").read_text())
     for model in ("demucs", "xumx"):
-        assert set(table["global_sdr"][model]) == {"noisy", "clean"}
-        assert all(math.isfinite(v) for v in table["global_sdr"][model]["clean"].values())
-    assert "| xumx | clean |" in (repo / "metrics" / "compare.md").read_text()
+        entry = table["models"][model]
+        assert entry["seeds"] == [0, 1] and entry["songs"] == 3
+        assert entry["noisy"]["ci_low"] <= entry["noisy"]["mean"] <= entry["noisy"]["ci_high"]
+        assert math.isfinite(entry["clean_minus_noisy"]["mean"])
+        rows = (repo / "metrics" / "compare" / f"{model}.csv").read_text().splitlines()
+        assert len(rows) == 1 + 2 * 2 * 3 * 4  # tables x seeds x songs x sources
+    runs = table["models"]["demucs"]["runs"]["noisy"]
+    assert runs[0] != runs[1], "the two seeds are two different training runs"
+    assert "| xumx | clean | **" in (repo / "metrics" / "compare.md").read_text()
     readme = (repo / "README.md").read_text()
-    assert "| demucs | noisy |" in readme.split("<!-- results:start -->")[1].split("<!-- results:end -->")[0]
+    assert "| demucs | noisy | **" in readme.split("<!-- results:start -->")[1].split("<!-- results:end -->")[0]
     assert (repo / "plots" / "compare.png").stat().st_size > 1000
-    assert "compare: queued" in proc.stderr
+    before = (repo / "metrics" / "compare.json").read_text()
+    (repo / "metrics" / "compare.json").unlink()
+    _run(repo, "selfrefine", "compare", "--tabulate")
+    assert (repo / "metrics" / "compare.json").read_text() == before, "one command regenerates it from the kept files"

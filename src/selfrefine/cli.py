@@ -141,16 +141,33 @@ def check_params(params: Path) -> None:
 
 @app.command()
 def compare(
-    labels: Annotated[
-        str, typer.Option(help="comma-separated label tables to compare")
-    ] = "noisy,refined_2,refined_clean,clean",
+    labels: Annotated[str | None, typer.Option(help="comma-separated label tables (default: compare.labels)")] = None,
+    seeds: Annotated[int | None, typer.Option(help="training runs per table (default: compare.seeds)")] = None,
     stamp: Annotated[str | None, typer.Option(help="reuse an interrupted comparison's stamp")] = None,
+    tabulate: Annotated[
+        bool,
+        typer.Option(
+            "--tabulate", help="run nothing: redo the intervals, tables, plot and README from metrics/compare/"
+        ),
+    ] = False,
+    params: ParamsOpt = Path("params.yaml"),
 ) -> None:
-    """Queue one experiment per label table, run them, and write metrics/compare.{json,md}, a plot and the
-    README's results section."""
-    from selfrefine.compare import run_comparison
+    """Train the separators on each label table with several seeds (DVC experiments), keep their per-song
+    scores, and write intervals to metrics/compare.{json,md}, a plot and the README's results section."""
+    from selfrefine import compare as comparison
+    from selfrefine.config import load_params
 
-    _face(run_comparison, [s.strip() for s in labels.split(",") if s.strip()], stamp)
+    def body() -> None:
+        p = load_params(params)
+        if tabulate:
+            comparison.tabulate(p)
+            return
+        tables = [s.strip() for s in labels.split(",") if s.strip()] if labels else p.compare.labels
+        if seeds is not None and seeds < 1:
+            raise UserError(f"--seeds {seeds}: expected at least 1")
+        comparison.run_comparison(p, tables, seeds or p.compare.seeds, stamp)
+
+    _face(body)
 
 
 @app.command()

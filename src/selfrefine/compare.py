@@ -1,14 +1,20 @@
-"""``selfrefine compare``: the same separators trained on noisy, refined and clean labels, side by side.
+"""``selfrefine compare``: the same separators trained on noisy, refined and clean labels, with intervals.
 
-Queues one DVC experiment per label table (``dvc exp run --queue -S separate.labels=<name>``), runs the
-queue (``dvc queue start``: each experiment restores every stage it shares with the committed run
-from DVC's run cache, so only the separators and the evaluation rerun), reads the experiments'
-separation metrics back with ``dvc exp show --json``, and writes ``metrics/compare.json``,
-``metrics/compare.md``, ``plots/compare.png`` and the README's results section.
+Queues one DVC experiment per label table and training seed (``dvc exp run --queue -S separate.labels=<t>
+-S separate.seed=<k>``; ``compare.labels`` x ``compare.seeds``), runs the queue (``dvc queue start``: each
+experiment restores every stage it shares with the committed run from DVC's run cache, so only the
+separators and their evaluation rerun), and keeps every experiment's per-song, per-source scores in the
+repository (``metrics/compare/<model>.csv``, read from the experiment's commit). :func:`tabulate` then
+computes, from those files alone, each table's mean global SDR with a 95 % interval and each refined table
+against noisy and as a share of the noisy -> clean gap, by the paired hierarchical bootstrap of
+:mod:`selfrefine.evaluation.intervals`; and writes ``metrics/compare.json``, ``metrics/compare.md``,
+``plots/compare.png`` and the README's results section (``selfrefine compare --tabulate`` redoes just that).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 import subprocess
@@ -17,10 +23,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from selfrefine import CLASSES, paths
-from selfrefine.config import load_params
+from selfrefine.config import Params
 from selfrefine.errors import UserError
-from selfrefine.outputs import write_json, write_text
+from selfrefine.evaluation.intervals import compare_conditions
+from selfrefine.outputs import read_csv, write_csv, write_json, write_text
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +59,10 @@ def _dvc(*args: str) -> str:
 
 
 def _find_experiment(node: Any, name: str) -> dict | None:
-    """The ``dvc exp show --json`` record of experiment ``name`` (searched recursively)."""
+    """The ``dvc exp show --json`` node of experiment ``name`` (``rev``, ``data``), searched recursively."""
     if isinstance(node, dict):
         if node.get("name") == name and isinstance(node.get("data"), dict):
-            return node["data"]
+            return node
         children = node.values()
     elif isinstance(node, list):
         children = node
@@ -66,68 +75,332 @@ def _find_experiment(node: Any, name: str) -> dict | None:
     return None
 
 
-def _separation_metrics(data: dict, model: str) -> dict:
-    path = paths.metrics("separation", model).as_posix()
-    metrics = data.get("metrics", {}).get(path, {})
-    if "data" not in metrics:
-        raise DvcError(f"the experiment wrote no {path}; see `dvc queue logs`")
-    return metrics["data"]
+FOLDER = Path("metrics/compare")
+"""Per model, every experiment's per-song, per-source scores (``<model>.csv``), and the batch's times."""
+SCORE_COLUMNS = ["labels", "seed", "song", "source", "global_sdr", "sdr"]
 
 
-def gap_closed(noisy: float, refined: float, clean: float) -> float | None:
-    """Share of the noisy->clean SDR gap that refinement closes (None when there is no gap)."""
-    gap = clean - noisy
-    return (refined - noisy) / gap if gap > 1e-9 else None
+def experiment_name(labels: str, seed: int, stamp: str) -> str:
+    """The DVC experiment of one label table and training seed in the batch ``stamp``."""
+    return f"compare-{labels}-s{seed}-{stamp}"
 
 
-def comparison_table(results: dict[str, dict[str, dict]]) -> dict:
-    """Per model and label table: global SDR per source and its mean, BSSEval v4 median SDR mean, gap closed.
+def _queue_status(names: dict[Any, str]) -> dict[Any, str]:
+    """Status word (Queued, Running, Success, Failed, ...) of each of our experiments in ``dvc queue status``."""
+    lines = _dvc("queue", "status").splitlines()
+    return {key: line.split()[-1] for key, exp in names.items() for line in lines if exp in line.split()}
+
+
+def _results(names: dict[Any, str], models: list[str], status: dict[Any, str]) -> dict[Any, dict]:
+    """The ``dvc exp show`` nodes (``rev``, ``data``) of our finished experiments.
+
+    An experiment still queued or running is never read: ``dvc exp show`` already lists it, with the metrics
+    files its checkout of the baseline commit holds (the committed run's), not its own (``status``: see
+    :func:`_queue_status`). All commits are searched: a comparison resumed after new commits still finds
+    its experiments.
+    """
+    busy = {key for key, word in status.items() if word in ("Queued", "Running")}
+    shown = json.loads(_dvc("exp", "show", "--json", "--all-commits"))
+    found = {}
+    for key, exp in names.items():
+        if key in busy:
+            continue
+        node = _find_experiment(shown, exp)
+        if node is not None and all(
+            paths.metrics("separation", m).as_posix() in node["data"].get("metrics", {}) for m in models
+        ):
+            found[key] = node
+    return found
+
+
+def _song_scores(rev: str, model: str) -> list[dict]:
+    """An experiment's per-song, per-source scores of ``model``, from its commit (``plots/separation/``)."""
+    path = (paths.separation_plots(model) / "songs.csv").as_posix()
+    proc = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise DvcError(f"experiment {rev[:7]} has no {path}: {proc.stderr.strip().splitlines()[-1]}")
+    return list(csv.DictReader(io.StringIO(proc.stdout)))
+
+
+def run_comparison(
+    params: Params, labels: list[str], seeds: int, stamp: str | None = None, poll_seconds: float = 15.0
+) -> dict:
+    """Queue, run and keep one experiment per label table and seed, then :func:`tabulate` (see module docstring).
 
     Args:
-        results: ``{labels: {model: metrics/separation/<model>.json content}}``.
+        params: the committed params (models, label tables, bootstrap settings).
+        labels: label tables to compare (``noisy`` among them).
+        seeds: training runs per table (``separate.seed`` 0 .. seeds - 1).
+        stamp: names the batch; reusing the stamp of an interrupted comparison queues only the experiments
+            that have not finished. Default: now.
+        poll_seconds: how often the queue is checked.
     """
-    table: dict[str, Any] = {"global_sdr": {}, "sdr": {}, "gap_closed": {}}
-    models = next(iter(results.values())).keys() if results else []
+    models = params.separate.models
+    unknown = [name for name in labels if name not in params.label_tables()]
+    if unknown:
+        raise UserError(f"unknown label table '{unknown[0]}'; use any of {', '.join(params.label_tables())}")
+    if "noisy" not in labels:
+        raise UserError("--labels: needs noisy (every other table is set against it)")
+    stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
+    try:
+        queued = datetime.strptime(stamp, "%Y%m%d-%H%M%S")
+    except ValueError:
+        raise UserError(
+            f"--stamp {stamp!r}: expected YYYYmmdd-HHMMSS, as in an earlier batch's experiment names"
+        ) from None
+    names = {(t, k): experiment_name(t, k, stamp) for t in labels for k in range(seeds)}
+    status = _queue_status(names)
+    found = _results(names, models, status)
+    pending = {key: exp for key, exp in names.items() if key not in found}
+    if pending:
+        for (table, seed), exp in pending.items():
+            if status.get((table, seed)) not in ("Queued", "Running"):
+                _dvc(
+                    "exp",
+                    "run",
+                    "--queue",
+                    "-S",
+                    f"separate.labels={table}",
+                    "-S",
+                    f"separate.seed={seed}",
+                    "--name",
+                    exp,
+                )
+                log.info("compare: queued %s", exp)
+        _dvc("queue", "start", "-j", "1")
+        log.info("compare: running %d experiments in the DVC queue (`dvc queue status` shows them)", len(pending))
+    while len(found) < len(names):
+        time.sleep(poll_seconds)
+        status = _queue_status(names)
+        failed = [names[key] for key, word in status.items() if word == "Failed"]
+        if failed:
+            raise DvcError(f"experiment {failed[0]} failed; see `dvc queue logs {failed[0]}`")
+        if any(word == "Queued" for word in status.values()) and "Running" not in status.values():
+            _dvc("queue", "start", "-j", "1")  # the worker can exit with work left in the queue
+        found = _results(names, models, status)
     for model in models:
-        table["global_sdr"][model] = {
-            labels: {
-                **{c: r[model]["global_sdr"]["mean"][c] for c in CLASSES},
-                "mean": r[model]["global_sdr"]["mean"]["mean_over_sources"],
+        rows = [
+            {"labels": table, "seed": seed, **{k: r[k] for k in SCORE_COLUMNS[2:]}}
+            for (table, seed), node in sorted(found.items())
+            for r in _song_scores(node["rev"], model)
+        ]
+        write_csv(FOLDER / f"{model}.csv", rows, SCORE_COLUMNS)
+    stamps = [node["data"]["timestamp"] for node in found.values() if node["data"].get("timestamp")]
+    last = max(map(datetime.fromisoformat, stamps), default=datetime.now())
+    write_json(
+        FOLDER / "batch.json",
+        {
+            "experiments": {f"{t}/seed{k}": exp for (t, k), exp in sorted(names.items())},
+            "queued": queued.isoformat(),
+            "last_finished": last.isoformat(),
+            "minutes": round((last - queued).total_seconds() / 60, 1),
+        },
+    )
+    return tabulate(params)
+
+
+def song_matrix(rows: list[dict], labels: str, value: str = "global_sdr") -> tuple[np.ndarray, list[int], list[str]]:
+    """``(seeds, songs)`` mean-over-sources scores of one label table, seeds and songs sorted."""
+    mine = [r for r in rows if r["labels"] == labels]
+    seeds = sorted({int(r["seed"]) for r in mine})
+    songs = sorted({r["song"] for r in mine})
+    cells: dict[tuple[int, str], list[float]] = {}
+    for r in mine:
+        cells.setdefault((int(r["seed"]), r["song"]), []).append(float(r[value]))
+    missing = [(k, s) for k in seeds for s in songs if len(cells.get((k, s), [])) != len(CLASSES)]
+    if missing:
+        raise UserError(f"{labels}: seed {missing[0][0]}, song {missing[0][1]} lacks a source score; rerun compare")
+    return np.array([[np.mean(cells[(k, s)]) for s in songs] for k in seeds]), seeds, songs
+
+
+def tabulate(params: Params, folder: Path = FOLDER) -> dict:
+    """Intervals from the kept per-song scores; writes compare.json / .md, the plot and the README section."""
+    table: dict[str, Any] = {"models": {}, "level": 0.95, "replicates": params.compare.replicates}
+    for model in params.separate.models:
+        path = folder / f"{model}.csv"
+        if not path.is_file():
+            raise UserError(f"{path}: no kept scores; run `selfrefine compare` first")
+        rows = read_csv(path)
+        labels = list(dict.fromkeys(r["labels"] for r in rows))
+        matrices = {t: song_matrix(rows, t) for t in labels}
+        shapes = {t: (m[1], m[2]) for t, m in matrices.items()}
+        if len({(tuple(a), tuple(b)) for a, b in shapes.values()}) != 1:
+            raise UserError(f"{path}: the label tables were not run with the same seeds and songs; rerun compare")
+        refined = [t for t in labels if t not in ("noisy", "clean")]
+        result = compare_conditions(
+            {t: m[0] for t, m in matrices.items()}, refined, params.compare.replicates, params.seed
+        )
+        seeds, songs = next(iter(shapes.values()))
+        per_source = {
+            t: {
+                c: float(np.mean([float(r["global_sdr"]) for r in rows if r["labels"] == t and r["source"] == c]))
+                for c in CLASSES
             }
-            for labels, r in results.items()
+            for t in labels
         }
-        table["sdr"][model] = {
-            labels: r[model]["sdr"]["median"]["mean_over_sources"] if r[model].get("sdr") else None
-            for labels, r in results.items()
-        }
-        g = table["global_sdr"][model]
-        if {"noisy", "clean"} <= set(g):
-            table["gap_closed"][model] = {
-                labels: gap_closed(g["noisy"]["mean"], g[labels]["mean"], g["clean"]["mean"])
-                for labels in g
-                if labels not in ("noisy", "clean")
+        bsseval = {t: _bsseval(rows, t) for t in labels}
+        headline = params.separate.labels if params.separate.labels in refined else (refined[-1] if refined else None)
+        entry = {t: result[t] for t in labels}
+        if headline:
+            entry["refined"] = headline
+            entry["refined_minus_noisy"] = result["differences"][headline]["minus_noisy"]
+            if "gap_closed" in result["differences"][headline]:
+                entry["gap_closed"] = result["differences"][headline]["gap_closed"]
+        entry.update(
+            {
+                "differences": result["differences"],
+                "clean_minus_noisy": result.get("clean_minus_noisy"),
+                "per_source": per_source,
+                "bsseval_sdr": bsseval,
+                "runs": {t: [round(float(v), 4) for v in m[0].mean(axis=1)] for t, m in matrices.items()},
+                "seeds": seeds,
+                "songs": len(songs),
             }
+        )
+        table["models"][model] = entry
+    batch = folder / "batch.json"
+    table["batch"] = json.loads(batch.read_text()) if batch.is_file() else None
+    write_json(Path("metrics/compare.json"), table)
+    write_text(Path("metrics/compare.md"), markdown(table))
+    update_readme(Path("README.md"), results_section(table, list(params.refine.rounds)))
+    compare_plot(Path("plots/compare.png"), table)
+    log.info("compare: wrote metrics/compare.json, metrics/compare.md, plots/compare.png and the README's results")
     return table
 
 
+def _bsseval(rows: list[dict], labels: str) -> float | None:
+    """BSSEval v4 SDR of a table: per run, the median over songs of each source, averaged over sources; mean over runs."""
+    mine = [r for r in rows if r["labels"] == labels and r["sdr"] not in ("", "nan")]
+    if not mine:
+        return None
+    runs = []
+    for seed in sorted({r["seed"] for r in mine}):
+        by_source = [[float(r["sdr"]) for r in mine if r["seed"] == seed and r["source"] == c] for c in CLASSES]
+        runs.append(np.mean([np.nanmedian(v) for v in by_source]))
+    return float(np.mean(runs))
+
+
+def _ci(value: dict, scale: float = 1.0, unit: str = "") -> str:
+    return f"{scale * value['mean']:.2f}{unit} [{scale * value['ci_low']:.2f}, {scale * value['ci_high']:.2f}]"
+
+
+def _pct(value: dict) -> str:
+    return f"{100 * value['mean']:.0f} % [{100 * value['ci_low']:.0f}, {100 * value['ci_high']:.0f}]"
+
+
 def markdown(table: dict) -> str:
-    """The comparison as a markdown table (global SDR in dB, mean over test songs)."""
+    """The comparison as a markdown table: global SDR with 95 % intervals, per source, and against noisy."""
     lines = [
-        "| model | labels | " + " | ".join(CLASSES) + " | mean | BSSEval v4 SDR | gap closed |",
-        "|---" * (len(CLASSES) + 5) + "|",
+        "| model | labels | global SDR [95 % CI] | "
+        + " | ".join(CLASSES)
+        + " | BSSEval v4 | − noisy [95 % CI] | gap closed [95 % CI] |",
+        "|---" * (len(CLASSES) + 6) + "|",
     ]
-    for model, by_labels in table["global_sdr"].items():
-        for labels, row in by_labels.items():
-            closed = table["gap_closed"].get(model, {}).get(labels)
-            bsseval = table["sdr"][model][labels]
+    for model, entry in table["models"].items():
+        for labels in entry["per_source"]:
+            diff = entry["differences"].get(labels, {})
+            bss = entry["bsseval_sdr"][labels]
             lines.append(
-                f"| {model} | {labels} | "
-                + " | ".join(f"{row[c]:.2f}" for c in CLASSES)
-                + f" | **{row['mean']:.2f}** | {'' if bsseval is None else f'{bsseval:.2f}'} | "
-                + ("" if closed is None else f"{100 * closed:.0f} %")
+                f"| {model} | {labels} | **{_ci(entry[labels])}** | "
+                + " | ".join(f"{entry['per_source'][labels][c]:.2f}" for c in CLASSES)
+                + f" | {'' if bss is None else f'{bss:.2f}'} | "
+                + (_ci(diff["minus_noisy"]) if "minus_noisy" in diff else "")
+                + " | "
+                + (_pct(diff["gap_closed"]) if "gap_closed" in diff else "")
                 + " |"
             )
     return "\n".join(lines) + "\n"
+
+
+def _excludes_zero(value: dict) -> bool:
+    return value["ci_low"] > 0 or value["ci_high"] < 0
+
+
+def findings(table: dict) -> list[str]:
+    """What the intervals establish and what they do not, in words, per model."""
+    out = []
+    for model, entry in table["models"].items():
+        runs = f"{len(entry['seeds'])} training runs x {entry['songs']} songs"
+        gap = entry.get("clean_minus_noisy")
+        parts = [f"**{model}** ({runs}):"]
+        if gap:
+            parts.append(
+                f"clean labels beat noisy ones by {_ci(gap, unit=' dB')}"
+                + ("" if _excludes_zero(gap) else " (not established: the interval includes 0)")
+                + "."
+            )
+        for labels, diff in entry["differences"].items():
+            d = diff["minus_noisy"]
+            verdict = (
+                "established" if d["ci_low"] > 0 else "worse than noisy" if d["ci_high"] < 0 else "not established"
+            )
+            text = f"{labels} − noisy = {_ci(d, unit=' dB')} ({verdict})"
+            if "gap_closed" in diff:
+                text += f", closing {_pct(diff['gap_closed'])} of the gap"
+                c = diff["minus_clean"]
+                text += f"; against clean {_ci(c, unit=' dB')}, " + (
+                    "which the runs cannot tell apart from clean"
+                    if not _excludes_zero(c)
+                    else ("better than clean" if c["ci_low"] > 0 else "short of clean")
+                )
+            parts.append(text + ".")
+        out.append(" ".join(parts))
+    return out
+
+
+def results_section(table: dict, rounds: list[str]) -> str:
+    """The README's results section: generated from the comparison and the committed metrics."""
+    parts = [
+        "Produced by `selfrefine compare` and regenerated from the kept per-song scores (`metrics/compare/*.csv`)",
+        "by `selfrefine compare --tabulate`. Global SDR in dB: mean over training runs (`separate.seed`) and clean",
+        "test songs of the per-song mean over sources, with a 95 % interval from a paired hierarchical bootstrap",
+        f"({table['replicates']} replicates: runs with replacement, then songs within each run; every table on the",
+        "same draws, so differences are paired by run and song). Per source: mean over runs and songs. BSSEval v4:",
+        "museval's SDR, median over songs per source, averaged over sources, mean over runs.",
+        "",
+        markdown(table),
+        *(f"- {line}" for line in findings(table)),
+    ]
+    batch = table.get("batch")
+    if batch:
+        parts += [
+            "",
+            f"The {len(batch['experiments'])} experiments were queued at {batch['queued']} and the last finished at",
+            f"{batch['last_finished']} ({batch['minutes']} min for the batch, one queue worker, 2 CPU cores).",
+        ]
+    parts += [
+        "Classifier and label quality of the committed run (`metrics/classifier/`, `metrics/refine/`; exact match",
+        "on clean test mixtures at threshold 0.5):",
+        "",
+        method_summary(rounds),
+    ]
+    return "\n".join(parts)
+
+
+def compare_plot(path: Path, table: dict) -> None:
+    """Global SDR per label table with its 95 % interval, one panel per model; the runs' means as dots."""
+    from selfrefine.plots import plt, save_figure
+
+    models = list(table["models"])
+    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 3.5), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        entry = table["models"][model]
+        labels = list(entry["per_source"])
+        means = [entry[t]["mean"] for t in labels]
+        errors = [
+            [entry[t]["mean"] - entry[t]["ci_low"] for t in labels],
+            [entry[t]["ci_high"] - entry[t]["mean"] for t in labels],
+        ]
+        ax.errorbar(range(len(labels)), means, yerr=errors, fmt="o", capsize=6, color="black", label="mean, 95 % CI")
+        for i, t in enumerate(labels):
+            runs = entry["runs"][t]
+            ax.plot([i + 0.15] * len(runs), runs, ".", color="tab:blue", alpha=0.7, label="one run" if i == 0 else None)
+        ax.set_xticks(range(len(labels)), labels)
+        ax.set_title(f"{model} ({len(entry['seeds'])} runs each)")
+        ax.set_ylabel("global SDR (dB)")
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    save_figure(fig, path)
 
 
 def method_summary(rounds: list[str]) -> str:
@@ -159,159 +432,3 @@ def update_readme(readme: Path, text: str) -> None:
         raise UserError(f"{readme}: no '{start}' ... '{end}' markers to write the results between")
     head, rest = content.split(start, 1)
     write_text(readme, head + start + "\n" + text + rest[rest.index(end) :])
-
-
-def results_section(table: dict, rounds: list[str]) -> str:
-    """The README's results section: generated from the comparison and the committed metrics."""
-    parts = [
-        "Produced by `selfrefine compare` (global SDR in dB, mean over the clean test songs; BSSEval v4 SDR, as",
-        "museval computes it: median over songs of the per-song median over 1 s windows, averaged over sources).",
-        "",
-        markdown(table),
-    ]
-    for model, closed in table["gap_closed"].items():
-        g = table["global_sdr"][model]
-        gap = g["clean"]["mean"] - g["noisy"]["mean"]
-        refined = ", ".join(f"{name} {100 * v:.0f} %" for name, v in closed.items() if v is not None)
-        parts.append(f"- **{model}**: noisy → clean gap {gap:.2f} dB; share of it closed: {refined}.")
-    batch = table["batch"]
-    parts += [
-        "",
-        f"The experiments were queued at {batch['queued']} and the last finished at {batch['last_finished']}",
-        f"({batch['minutes']} min for the batch). Classifier and label quality of the committed run",
-        "(`metrics/classifier/`, `metrics/refine/`; exact match on clean test mixtures at threshold 0.5):",
-        "",
-        method_summary(rounds),
-    ]
-    return "\n".join(parts)
-
-
-def _queue_status(names: dict[str, str]) -> dict[str, str]:
-    """Status word (Queued, Running, Success, Failed, ...) of each of our experiments in ``dvc queue status``."""
-    lines = _dvc("queue", "status").splitlines()
-    return {name: line.split()[-1] for name, exp in names.items() for line in lines if exp in line.split()}
-
-
-def _results(
-    names: dict[str, str], models: list[str], status: dict[str, str]
-) -> tuple[dict[str, dict], dict[str, str]]:
-    """Separation metrics (and finish times, where DVC records them) of our finished experiments (``dvc exp show``).
-
-    An experiment still queued or running is never read: ``dvc exp show`` already lists it, with the metrics
-    files its checkout of the baseline commit holds (the committed run's), not its own (``status``: see
-    :func:`_queue_status`). All commits are searched: a comparison resumed after new commits still finds
-    its experiments.
-    """
-    busy = {name for name, word in status.items() if word in ("Queued", "Running")}
-    shown = json.loads(_dvc("exp", "show", "--json", "--all-commits"))
-    results, finished = {}, {}
-    for name, exp in names.items():
-        if name in busy:
-            continue
-        data = _find_experiment(shown, exp)
-        if data is not None and all(
-            paths.metrics("separation", m).as_posix() in data.get("metrics", {}) for m in models
-        ):
-            results[name] = {model: _separation_metrics(data, model) for model in models}
-            if data.get("timestamp"):
-                finished[name] = data["timestamp"]
-    return results, finished
-
-
-def run_comparison(
-    labels: list[str],
-    stamp: str | None = None,
-    out_dir: Path = Path("metrics"),
-    plot: Path = Path("plots/compare.png"),
-    poll_seconds: float = 15.0,
-) -> dict:
-    """Queue, run and tabulate one experiment per label table (see module docstring).
-
-    Args:
-        labels: label tables to compare.
-        stamp: names the batch (``compare-<labels>-<stamp>``); reusing the stamp of an interrupted
-            comparison queues only the experiments that have not finished. Default: now.
-        out_dir: where compare.json / compare.md go.
-        plot: the bar chart.
-        poll_seconds: how often the queue is checked.
-    """
-    params = load_params()
-    models = params.separate.models
-    unknown = [name for name in labels if name not in params.label_tables()]
-    if unknown:
-        raise UserError(f"unknown label table '{unknown[0]}'; use any of {', '.join(params.label_tables())}")
-    stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
-    try:
-        queued = datetime.strptime(stamp, "%Y%m%d-%H%M%S")
-    except ValueError:
-        raise UserError(
-            f"--stamp {stamp!r}: expected YYYYmmdd-HHMMSS, as in an earlier batch's experiment names"
-        ) from None
-    names = {name: f"compare-{name}-{stamp}" for name in labels}
-    began = time.perf_counter()
-    status = _queue_status(names)
-    results, finished = _results(names, models, status)
-    pending = {name: exp for name, exp in names.items() if name not in results}
-    if pending:
-        for name, exp in pending.items():
-            if status.get(name) not in ("Queued", "Running"):
-                _dvc("exp", "run", "--queue", "-S", f"separate.labels={name}", "--name", exp)
-                log.info("compare: queued %s", exp)
-        _dvc("queue", "start", "-j", "1")
-        log.info("compare: running %d experiments in the DVC queue (`dvc queue status` shows them)", len(pending))
-    while len(results) < len(names):
-        time.sleep(poll_seconds)
-        status = _queue_status(names)
-        failed = [names[n] for n, word in status.items() if word == "Failed"]
-        if failed:
-            raise DvcError(f"experiment {failed[0]} failed; see `dvc queue logs {failed[0]}`")
-        if any(word == "Queued" for word in status.values()) and "Running" not in status.values():
-            _dvc("queue", "start", "-j", "1")  # the worker can exit with work left in the queue
-        results, finished = _results(names, models, status)
-    table = comparison_table({name: results[name] for name in labels})
-    table["experiments"] = names
-    last = max(map(datetime.fromisoformat, finished.values()), default=datetime.now())
-    table["batch"] = {
-        "queued": queued.isoformat(),
-        "last_finished": last.isoformat(),
-        "minutes": round((last - queued).total_seconds() / 60, 1),
-    }
-    table["seconds_this_call"] = round(time.perf_counter() - began, 1)
-    write_json(out_dir / "compare.json", table)
-    write_text(out_dir / "compare.md", markdown(table))
-    update_readme(Path("README.md"), results_section(table, list(params.refine.rounds)))
-    compare_bars(plot, table["global_sdr"])
-    log.info(
-        "compare: wrote %s, %s and the README's results (batch: %.1f min)",
-        out_dir / "compare.json",
-        plot,
-        table["batch"]["minutes"],
-    )
-    return table
-
-
-def compare_bars(path: Path, table: dict[str, dict[str, dict[str, float]]]) -> None:
-    """SDR per source per label table, one panel per model.
-
-    Args:
-        path: PNG to write.
-        table: ``{model: {labels: {source or "mean": dB}}}``.
-    """
-    import numpy as np
-
-    from selfrefine.plots import plt, save_figure
-
-    models = sorted(table)
-    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 3.5), squeeze=False)
-    for ax, model in zip(axes[0], models):
-        labels = list(table[model])
-        keys = [*CLASSES, "mean"]
-        width = 0.8 / len(labels)
-        for i, name in enumerate(labels):
-            ax.bar(np.arange(len(keys)) + i * width, [table[model][name][k] for k in keys], width, label=name)
-        ax.set_xticks(np.arange(len(keys)) + width * (len(labels) - 1) / 2, keys)
-        ax.set_title(model)
-        ax.set_ylabel("global SDR (dB)")
-        ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=len(labels), frameon=False)
-    save_figure(fig, path)

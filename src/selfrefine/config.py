@@ -214,6 +214,17 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class CompareParams:
+    """``selfrefine compare``: which label tables, how many training runs each, how the intervals are drawn."""
+
+    labels: list[str] = field(default_factory=lambda: ["noisy", "refined_2", "refined_clean", "clean"])
+    seeds: int = field(default=3, metadata=_positive())
+    """Training runs per label table: ``separate.seed`` = 0 .. seeds - 1 (the unit of replication)."""
+    replicates: int = field(default=10000, metadata=_check(lambda v: v >= 100, ">= 100"))
+    """Bootstrap replicates of the hierarchical (runs, then songs) paired bootstrap."""
+
+
+@dataclass(frozen=True)
 class Params:
     """The whole params.yaml."""
 
@@ -226,6 +237,7 @@ class Params:
     refine: RefineParams = RefineParams()
     separate: SeparateParams = SeparateParams()
     evaluate: EvaluateParams = EvaluateParams()
+    compare: CompareParams = CompareParams()
     separators: dict[str, SeparatorParams] = field(default_factory=dict)
     """One block per separator (a module of :mod:`selfrefine.models.separators`)."""
 
@@ -341,6 +353,14 @@ def _validate(params: Params) -> Params:
             f"separate.labels: '{params.separate.labels}' needs ground truth but data.truth is false; "
             "use noisy or a round refined from it"
         )
+    unknown = [t for t in params.compare.labels if t not in params.label_tables()]
+    if unknown:
+        raise ParamsError(
+            f"compare.labels: '{unknown[0]}' is not a label table of this pipeline; "
+            f"use any of {', '.join(params.label_tables())}"
+        )
+    if "noisy" not in params.compare.labels:
+        raise ParamsError("compare.labels: needs noisy (every other table is set against it)")
     for name in params.separate.models:
         if name not in params.separators:
             raise ParamsError(f"separate.models: '{name}' has no block; add separators.{name} (model and train)")

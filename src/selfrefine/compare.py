@@ -169,6 +169,7 @@ def run_comparison(
                 log.info("compare: queued %s", exp)
         _dvc("queue", "start", "-j", "1")
         log.info("compare: running %d experiments in the DVC queue (`dvc queue status` shows them)", len(pending))
+    misses = 0
     while len(found) < len(names):
         time.sleep(poll_seconds)
         status = _queue_status(names)
@@ -177,7 +178,14 @@ def run_comparison(
             raise DvcError(f"experiment {failed[0]} failed; see `dvc queue logs {failed[0]}`")
         if any(word == "Queued" for word in status.values()) and "Running" not in status.values():
             _dvc("queue", "start", "-j", "1")  # the worker can exit with work left in the queue
-        found = _results(names, models, status)
+        try:
+            found = _results(names, models, status)
+            misses = 0
+        except DvcError as err:  # `dvc exp show` can fail while a worker holds the repository; ask again
+            misses += 1
+            if misses >= 20:
+                raise
+            log.info("compare: %s; asking again", err)
     for model in models:
         rows = [
             {"labels": table, "seed": seed, **{k: r[k] for k in SCORE_COLUMNS[2:]}}

@@ -92,3 +92,112 @@ def test_tables_run_on_different_seeds_are_refused(tmp_path: Path, monkeypatch) 
     write_csv(Path("metrics/compare/demucs.csv"), rows, list(rows[0]))
     with pytest.raises(UserError, match="same seeds and songs"):
         tabulate(load_params(ROOT / "params.yaml"))
+
+
+def test_a_condition_is_a_table_with_checked_params_overrides() -> None:
+    import yaml
+
+    from selfrefine.compare import parse_condition
+
+    params = load_params(ROOT / "params.yaml")
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    c = parse_condition("refined_2@refine.threshold=adaptive", params, raw)
+    assert (c.table, c.overrides) == ("refined_2", (("refine.threshold", "adaptive"),))
+    assert c.set_args(1) == [
+        "-S",
+        "separate.labels=refined_2",
+        "-S",
+        "separate.seed=1",
+        "-S",
+        "refine.threshold=adaptive",
+    ]
+    assert c.slug == "refined_2-refine-threshold-adaptive"
+    assert parse_condition("noisy", params, raw).overrides == ()
+    for text, message in [
+        ("refined_9", "unknown label table 'refined_9'"),
+        ("refined_2@threshold", "expected TABLE@key=value"),
+        ("refined_2@separate.seed=3", "compare sets separate.seed itself"),
+        ("refined_2@refine.threshold=1.5", "threshold"),
+        ("refined_2@refine.threshhold=0.9", "threshhold"),
+        ("refined_2@separate.pool=mine", "pool"),
+    ]:
+        with pytest.raises(UserError, match=message):
+            parse_condition(text, params, raw)
+
+
+def test_an_ablation_batch_adds_its_rows_and_keeps_the_earlier_batch(tmp_path: Path, monkeypatch) -> None:
+    from selfrefine import compare
+
+    monkeypatch.chdir(tmp_path)
+    Path("README.md").write_text("<!-- results:start -->\n<!-- results:end -->\n")
+    _kept_scores(Path("metrics/compare"), {"noisy": 0.0, "refined_2": 1.0, "clean": 1.0})
+    old_batch = {
+        "experiments": {
+            f"{t}/seed{k}": f"compare-{t}-s{k}-20260101-000000" for t in ("noisy", "clean") for k in range(3)
+        },
+        "queued": "2026-01-01T00:00:00",
+        "last_finished": "2026-01-01T01:00:00",
+        "minutes": 60.0,
+    }
+    Path("metrics/compare/batch.json").write_text(json.dumps(old_batch))
+    ablation = "refined_2@refine.threshold=0.9"
+    song_rows = [{"song": f"song_{j}", "source": c, "global_sdr": 3.5, "sdr": 1} for j in range(5) for c in CLASSES]
+    quality = {"label_accuracy": 0.9, "detection_precision": 0.8, "detection_recall": 0.7, "thresholds": {}}
+    monkeypatch.setattr(compare, "_queue_status", lambda names: {})
+    monkeypatch.setattr(
+        compare,
+        "_results",
+        lambda names, models, status: {
+            key: {"rev": exp, "data": {"timestamp": "2026-01-02T00:30:00"}} for key, exp in names.items()
+        },
+    )
+    monkeypatch.setattr(compare, "_song_scores", lambda rev, model: song_rows)
+    monkeypatch.setattr(compare, "_label_quality", lambda rev, table: quality if rev else None)
+    monkeypatch.setattr(compare, "_dvc", lambda *args: pytest.fail(f"nothing to queue, yet ran dvc {args}"))
+    table = compare.run_comparison(
+        load_params(ROOT / "params.yaml"), [ablation], 3, stamp="20260102-000000", params_path=ROOT / "params.yaml"
+    )
+    rows = read_csv("metrics/compare/demucs.csv")
+    assert [sum(r["labels"] == t for r in rows) for t in ("noisy", "refined_2", "clean", ablation)] == [60] * 4
+    batch = json.loads(Path("metrics/compare/batch.json").read_text())
+    assert [b["stamp"] for b in batch["batches"]] == ["20260101-000000", "20260102-000000"]
+    assert batch["batches"][1] | {"minutes": 30.0} == batch["batches"][1] and len(batch["experiments"]) == 9
+    demucs = table["models"]["demucs"]
+    assert demucs["refined"] == "refined_2" and "gap_closed" in demucs["differences"][ablation]
+    assert table["label_quality"] == {ablation: quality}
+    readme = Path("README.md").read_text()
+    assert f"| demucs | {ablation} | **" in readme and "| 90.0 % |" in readme and "queued at 2026-01-01" in readme
+
+
+def test_without_noisy_runs_there_is_nothing_to_set_against(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _kept_scores(Path("metrics/compare"), {"refined_2": 0.0, "clean": 1.0})
+    with pytest.raises(UserError, match="no noisy runs"):
+        tabulate(load_params(ROOT / "params.yaml"))
+
+
+def test_the_committed_intervals_are_recomputed_from_the_committed_per_song_scores(tmp_path: Path, monkeypatch) -> None:
+    import shutil
+
+    committed = json.loads((ROOT / "metrics/compare.json").read_text())
+    shutil.copytree(ROOT / "metrics/compare", tmp_path / "metrics/compare")
+    monkeypatch.chdir(tmp_path)
+    Path("README.md").write_text("<!-- results:start -->\n<!-- results:end -->\n")
+    table = json.loads(json.dumps(tabulate(load_params(ROOT / "params.yaml"))))
+    for model, entry in committed["models"].items():
+        for key in ("refined_minus_noisy", "gap_closed", "noisy", "clean"):
+            assert table["models"][model][key] == pytest.approx(entry[key], abs=1e-9), (model, key)
+
+
+def test_injected_noise_conditions_are_set_against_clean_per_source(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("README.md").write_text("<!-- results:start -->\n<!-- results:end -->\n")
+    fn, fp = "noisy@noise.kinds.swap=0@noise.kinds.merge=1", "noisy@noise.kinds.swap=0@noise.kinds.silent=1"
+    _kept_scores(Path("metrics/compare"), {"noisy": 0.0, "clean": 5.0, fn: 0.0, fp: 4.0})
+    against = tabulate(load_params(ROOT / "params.yaml"))["models"]["xumx"]["against_clean"]
+    assert list(against["conditions"]) == ["noisy", fn, fp]
+    assert against["conditions"][fn]["global"]["ci_high"] < -4 < against["conditions"][fp]["global"]["ci_low"]
+    assert set(against["conditions"][fp]) == {"global", *CLASSES}
+    assert against["pairs"][f"{fn} − {fp}"]["vocals"]["ci_high"] < -3
+    readme = Path("README.md").read_text()
+    assert f"| xumx | {fn} − clean | " in readme and f"| xumx | {fn} − {fp} | " in readme

@@ -141,7 +141,13 @@ def check_params(params: Path) -> None:
 
 @app.command()
 def compare(
-    labels: Annotated[str | None, typer.Option(help="comma-separated label tables (default: compare.labels)")] = None,
+    labels: Annotated[
+        str | None,
+        typer.Option(
+            help="comma-separated conditions: a label table, optionally with params overrides after '@', e.g. "
+            "refined_2@refine.threshold=0.9 (default: compare.labels)"
+        ),
+    ] = None,
     seeds: Annotated[int | None, typer.Option(help="training runs per table (default: compare.seeds)")] = None,
     stamp: Annotated[str | None, typer.Option(help="reuse an interrupted comparison's stamp")] = None,
     tabulate: Annotated[

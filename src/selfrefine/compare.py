@@ -9,6 +9,12 @@ computes, from those files alone, each table's mean global SDR with a 95 % inter
 against noisy and as a share of the noisy -> clean gap, by the paired hierarchical bootstrap of
 :mod:`selfrefine.evaluation.intervals`; and writes ``metrics/compare.json``, ``metrics/compare.md``,
 ``plots/compare.png`` and the README's results section (``selfrefine compare --tabulate`` redoes just that).
+
+A compared *condition* is a label table, optionally with params overrides after ``@``: the paper's ablations
+are ``refined_2@refine.threshold=0.9``, ``refined_2@refine.threshold=adaptive`` and
+``refined_2@separate.pool=named`` (each experiment reruns the stages the override touches, e.g. refinement
+and the round-2 classifier). Each batch adds its conditions to the kept files and replaces only those
+conditions' rows, so an ablation batch reuses the noisy and clean runs of the main one (same seeds).
 """
 
 from __future__ import annotations
@@ -17,18 +23,21 @@ import csv
 import io
 import json
 import logging
+import re
 import subprocess
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from selfrefine import CLASSES, paths
-from selfrefine.config import Params
+from selfrefine.config import Params, ParamsError, parse_params
 from selfrefine.errors import UserError
-from selfrefine.evaluation.intervals import compare_conditions
+from selfrefine.evaluation.intervals import bootstrap_means, compare_conditions, interval
 from selfrefine.outputs import read_csv, write_csv, write_json, write_text
 
 log = logging.getLogger(__name__)
@@ -80,9 +89,74 @@ FOLDER = Path("metrics/compare")
 SCORE_COLUMNS = ["labels", "seed", "song", "source", "global_sdr", "sdr"]
 
 
-def experiment_name(labels: str, seed: int, stamp: str) -> str:
-    """The DVC experiment of one label table and training seed in the batch ``stamp``."""
-    return f"compare-{labels}-s{seed}-{stamp}"
+#: What each experiment reproduces: the separators' evaluation and only what it depends on (the chosen label
+#: table's own refinement rounds, not the other tables' classifiers).
+_TARGETS = ("evaluate",)
+
+#: Params that ``compare`` itself sets per experiment; a condition may not override them.
+_OWN_KEYS = ("separate.labels", "separate.seed")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """What one row of the comparison trains on: a label table, plus params overrides (``key=value``)."""
+
+    name: str
+    table: str
+    overrides: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def slug(self) -> str:
+        """The name in a form git accepts in a ref (experiment names)."""
+        return re.sub(r"[^A-Za-z0-9_]+", "-", self.name).strip("-")
+
+    def set_args(self, seed: int) -> list[str]:
+        """``dvc exp run`` arguments of this condition's training run ``seed``."""
+        pairs = [("separate.labels", self.table), ("separate.seed", str(seed)), *self.overrides]
+        return [arg for key, value in pairs for arg in ("-S", f"{key}={value}")]
+
+
+def parse_condition(text: str, params: Params, raw: dict | None = None) -> Condition:
+    """``TABLE[@key=value]...``, checked: a table the pipeline writes, and overrides that give valid params.
+
+    Args:
+        text: the condition as written, e.g. ``refined_2@refine.threshold=0.9``.
+        params: the committed params (which label tables exist).
+        raw: the params mapping as read from YAML, to validate the overrides against (default: no check of
+            the values beyond their keys' format).
+    """
+    table, *pairs = [part.strip() for part in text.split("@")]
+    if table not in params.label_tables():
+        raise UserError(f"unknown label table '{table}' in '{text}'; use any of {', '.join(params.label_tables())}")
+    overrides = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][\w.]*", key) or not value:
+            raise UserError(f"'{text}': expected TABLE@key=value (e.g. refined_2@refine.threshold=0.9), got '{pair}'")
+        if key in _OWN_KEYS:
+            raise UserError(f"'{text}': compare sets {key} itself; name the table before '@' and use --seeds")
+        overrides.append((key, value))
+    if raw is not None and overrides:
+        data = json.loads(json.dumps(raw))
+        for key, value in overrides:
+            *parents, leaf = key.split(".")
+            node = data
+            for part in parents:
+                node = node.setdefault(part, {}) if isinstance(node, dict) else None
+                if node is None:
+                    raise UserError(f"'{text}': {key} is not a params key")
+            node[leaf] = yaml.safe_load(value)
+        try:
+            parse_params(data, f"'{text}'")
+        except ParamsError as err:
+            raise UserError(str(err)) from None
+    return Condition(text, table, tuple(overrides))
+
+
+def experiment_name(condition: Condition | str, seed: int, stamp: str) -> str:
+    """The DVC experiment of one condition and training seed in the batch ``stamp``."""
+    slug = condition.slug if isinstance(condition, Condition) else condition
+    return f"compare-{slug}-s{seed}-{stamp}"
 
 
 def _queue_status(names: dict[Any, str]) -> dict[Any, str]:
@@ -113,34 +187,69 @@ def _results(names: dict[Any, str], models: list[str], status: dict[Any, str]) -
     return found
 
 
-def _song_scores(rev: str, model: str) -> list[dict]:
-    """An experiment's per-song, per-source scores of ``model``, from its commit (``plots/separation/``)."""
-    path = (paths.separation_plots(model) / "songs.csv").as_posix()
-    proc = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
+def _show(rev: str, path: Path) -> str:
+    """A file of an experiment's commit."""
+    proc = subprocess.run(["git", "show", f"{rev}:{path.as_posix()}"], capture_output=True, text=True)
     if proc.returncode != 0:
         raise DvcError(f"experiment {rev[:7]} has no {path}: {proc.stderr.strip().splitlines()[-1]}")
-    return list(csv.DictReader(io.StringIO(proc.stdout)))
+    return proc.stdout
+
+
+def _song_scores(rev: str, model: str) -> list[dict]:
+    """An experiment's per-song, per-source scores of ``model``, from its commit (``plots/separation/``)."""
+    return list(csv.DictReader(io.StringIO(_show(rev, paths.separation_plots(model) / "songs.csv"))))
+
+
+def _label_quality(rev: str | None, table: str) -> dict | None:
+    """How right a refined table is, scored against the truth (analysis only; ``None`` when the truth is unknown or
+    the table is not a refinement's): of an experiment's commit ``rev``, or of the workspace when ``None``."""
+    if not table.startswith("refined_"):
+        return None
+    path = paths.metrics("refine", table.removeprefix("refined_"))
+    if rev is None and not path.is_file():
+        return None
+    r = json.loads(_show(rev, path) if rev else path.read_text())
+    if "label_accuracy_refined" not in r:
+        return None
+    return {
+        "label_accuracy": r["label_accuracy_refined"],
+        "detection_precision": r["detection"]["precision"],
+        "detection_recall": r["detection"]["recall"],
+        "thresholds": r["thresholds"],
+    }
 
 
 def run_comparison(
-    params: Params, labels: list[str], seeds: int, stamp: str | None = None, poll_seconds: float = 15.0
+    params: Params,
+    labels: list[str],
+    seeds: int,
+    stamp: str | None = None,
+    poll_seconds: float = 15.0,
+    params_path: Path = Path("params.yaml"),
 ) -> dict:
-    """Queue, run and keep one experiment per label table and seed, then :func:`tabulate` (see module docstring).
+    """Queue, run and keep one experiment per condition and seed, then :func:`tabulate` (see module docstring).
 
     Args:
         params: the committed params (models, label tables, bootstrap settings).
-        labels: label tables to compare (``noisy`` among them).
-        seeds: training runs per table (``separate.seed`` 0 .. seeds - 1).
+        labels: conditions to compare (label tables, optionally ``@key=value`` overrides: :func:`parse_condition`).
+            ``noisy`` must be among them or already kept with the same seeds.
+        seeds: training runs per condition (``separate.seed`` 0 .. seeds - 1).
         stamp: names the batch; reusing the stamp of an interrupted comparison queues only the experiments
             that have not finished. Default: now.
         poll_seconds: how often the queue is checked.
+        params_path: the params file the overrides are validated against.
     """
     models = params.separate.models
-    unknown = [name for name in labels if name not in params.label_tables()]
-    if unknown:
-        raise UserError(f"unknown label table '{unknown[0]}'; use any of {', '.join(params.label_tables())}")
+    raw = yaml.safe_load(params_path.read_text()) if params_path.is_file() else None
+    conditions = [parse_condition(text, params, raw) for text in dict.fromkeys(labels)]
+    kept = {m: read_csv(FOLDER / f"{m}.csv") if (FOLDER / f"{m}.csv").is_file() else [] for m in models}
     if "noisy" not in labels:
-        raise UserError("--labels: needs noisy (every other table is set against it)")
+        runs = {int(r["seed"]) for r in kept[models[0]] if r["labels"] == "noisy"}
+        if runs != set(range(seeds)):
+            raise UserError(
+                "--labels: needs noisy (every other condition is set against it), unless metrics/compare/ "
+                f"already holds noisy runs with seeds 0..{seeds - 1}"
+            )
     stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
     try:
         queued = datetime.strptime(stamp, "%Y%m%d-%H%M%S")
@@ -148,24 +257,15 @@ def run_comparison(
         raise UserError(
             f"--stamp {stamp!r}: expected YYYYmmdd-HHMMSS, as in an earlier batch's experiment names"
         ) from None
-    names = {(t, k): experiment_name(t, k, stamp) for t in labels for k in range(seeds)}
+    by_name = {c.name: c for c in conditions}
+    names = {(c.name, k): experiment_name(c, k, stamp) for c in conditions for k in range(seeds)}
     status = _queue_status(names)
     found = _results(names, models, status)
     pending = {key: exp for key, exp in names.items() if key not in found}
     if pending:
-        for (table, seed), exp in pending.items():
-            if status.get((table, seed)) not in ("Queued", "Running"):
-                _dvc(
-                    "exp",
-                    "run",
-                    "--queue",
-                    "-S",
-                    f"separate.labels={table}",
-                    "-S",
-                    f"separate.seed={seed}",
-                    "--name",
-                    exp,
-                )
+        for (name, seed), exp in pending.items():
+            if status.get((name, seed)) not in ("Queued", "Running"):
+                _dvc("exp", "run", "--queue", *by_name[name].set_args(seed), "--name", exp, *_TARGETS)
                 log.info("compare: queued %s", exp)
         _dvc("queue", "start", "-j", "1")
         log.info("compare: running %d experiments in the DVC queue (`dvc queue status` shows them)", len(pending))
@@ -187,35 +287,68 @@ def run_comparison(
                 raise
             log.info("compare: %s; asking again", err)
     for model in models:
-        rows = [
-            {"labels": table, "seed": seed, **{k: r[k] for k in SCORE_COLUMNS[2:]}}
-            for (table, seed), node in sorted(found.items())
+        rows = [r for r in kept[model] if r["labels"] not in by_name] + [
+            {"labels": name, "seed": seed, **{k: r[k] for k in SCORE_COLUMNS[2:]}}
+            for (name, seed), node in sorted(found.items())
             for r in _song_scores(node["rev"], model)
         ]
         write_csv(FOLDER / f"{model}.csv", rows, SCORE_COLUMNS)
+    quality_path = FOLDER / "labels.json"
+    quality = json.loads(quality_path.read_text()) if quality_path.is_file() else {}
+    for c in conditions:
+        measured = _label_quality(found[(c.name, 0)]["rev"], c.table)
+        quality.pop(c.name, None)
+        if measured:
+            quality[c.name] = measured
+    write_json(quality_path, quality)
+    batch_path = FOLDER / "batch.json"
+    batch = _batches(json.loads(batch_path.read_text()) if batch_path.is_file() else {})
     stamps = [node["data"]["timestamp"] for node in found.values() if node["data"].get("timestamp")]
     last = max(map(datetime.fromisoformat, stamps), default=datetime.now())
-    write_json(
-        FOLDER / "batch.json",
+    batch["experiments"] = {
+        key: exp for key, exp in batch["experiments"].items() if key.rsplit("/", 1)[0] not in by_name
+    } | {f"{name}/seed{k}": exp for (name, k), exp in sorted(names.items())}
+    batch["batches"] = [b for b in batch["batches"] if b["stamp"] != stamp] + [
         {
-            "experiments": {f"{t}/seed{k}": exp for (t, k), exp in sorted(names.items())},
+            "stamp": stamp,
+            "conditions": list(by_name),
+            "experiments": len(names),
             "queued": queued.isoformat(),
             "last_finished": last.isoformat(),
             "minutes": round((last - queued).total_seconds() / 60, 1),
-        },
-    )
+        }
+    ]
+    write_json(batch_path, batch)
     return tabulate(params)
 
 
-def song_matrix(rows: list[dict], labels: str, value: str = "global_sdr") -> tuple[np.ndarray, list[int], list[str]]:
-    """``(seeds, songs)`` mean-over-sources scores of one label table, seeds and songs sorted."""
-    mine = [r for r in rows if r["labels"] == labels]
+def _batches(batch: dict) -> dict:
+    """``batch.json`` as ``{"experiments": {...}, "batches": [...]}``, upgrading the one-batch format."""
+    if "batches" in batch:
+        return batch
+    if "queued" not in batch:
+        return {"experiments": {}, "batches": []}
+    conditions = list(dict.fromkeys(key.rsplit("/", 1)[0] for key in batch["experiments"]))
+    single = {
+        "stamp": datetime.fromisoformat(batch["queued"]).strftime("%Y%m%d-%H%M%S"),
+        "conditions": conditions,
+        "experiments": len(batch["experiments"]),
+        **{k: batch[k] for k in ("queued", "last_finished", "minutes")},
+    }
+    return {"experiments": batch["experiments"], "batches": [single]}
+
+
+def song_matrix(
+    rows: list[dict], labels: str, value: str = "global_sdr", sources: tuple[str, ...] = CLASSES
+) -> tuple[np.ndarray, list[int], list[str]]:
+    """``(seeds, songs)`` mean-over-``sources`` scores of one condition, seeds and songs sorted."""
+    mine = [r for r in rows if r["labels"] == labels and r["source"] in sources]
     seeds = sorted({int(r["seed"]) for r in mine})
     songs = sorted({r["song"] for r in mine})
     cells: dict[tuple[int, str], list[float]] = {}
     for r in mine:
         cells.setdefault((int(r["seed"]), r["song"]), []).append(float(r[value]))
-    missing = [(k, s) for k in seeds for s in songs if len(cells.get((k, s), [])) != len(CLASSES)]
+    missing = [(k, s) for k in seeds for s in songs if len(cells.get((k, s), [])) != len(sources)]
     if missing:
         raise UserError(f"{labels}: seed {missing[0][0]}, song {missing[0][1]} lacks a source score; rerun compare")
     return np.array([[np.mean(cells[(k, s)]) for s in songs] for k in seeds]), seeds, songs
@@ -230,11 +363,14 @@ def tabulate(params: Params, folder: Path = FOLDER) -> dict:
             raise UserError(f"{path}: no kept scores; run `selfrefine compare` first")
         rows = read_csv(path)
         labels = list(dict.fromkeys(r["labels"] for r in rows))
+        if "noisy" not in labels:
+            raise UserError(f"{path}: no noisy runs to set the other conditions against; run compare with noisy")
         matrices = {t: song_matrix(rows, t) for t in labels}
         shapes = {t: (m[1], m[2]) for t, m in matrices.items()}
         if len({(tuple(a), tuple(b)) for a, b in shapes.values()}) != 1:
             raise UserError(f"{path}: the label tables were not run with the same seeds and songs; rerun compare")
-        refined = [t for t in labels if t not in ("noisy", "clean")]
+        refined = [t for t in labels if _table(t) not in ("noisy", "clean")]
+        injected = [t for t in labels if t not in ("noisy", "clean") and t not in refined]
         result = compare_conditions(
             {t: m[0] for t, m in matrices.items()}, refined, params.compare.replicates, params.seed
         )
@@ -254,6 +390,8 @@ def tabulate(params: Params, folder: Path = FOLDER) -> dict:
             entry["refined_minus_noisy"] = result["differences"][headline]["minus_noisy"]
             if "gap_closed" in result["differences"][headline]:
                 entry["gap_closed"] = result["differences"][headline]["gap_closed"]
+        if injected and "clean" in labels:
+            entry["against_clean"] = against_clean(rows, ["noisy", *injected], params.compare.replicates, params.seed)
         entry.update(
             {
                 "differences": result["differences"],
@@ -266,14 +404,46 @@ def tabulate(params: Params, folder: Path = FOLDER) -> dict:
             }
         )
         table["models"][model] = entry
-    batch = folder / "batch.json"
-    table["batch"] = json.loads(batch.read_text()) if batch.is_file() else None
+    batch, quality = folder / "batch.json", folder / "labels.json"
+    table["batch"] = _batches(json.loads(batch.read_text())) if batch.is_file() else None
+    kept = json.loads(quality.read_text()) if quality.is_file() else {}
+    # a plain table (no overrides) was refined with the committed params: the workspace's refine metrics are its
+    plain = {t: _label_quality(None, t) for m in table["models"].values() for t in m["per_source"] if "@" not in t}
+    table["label_quality"] = {t: q for t, q in plain.items() if q} | kept
     write_json(Path("metrics/compare.json"), table)
     write_text(Path("metrics/compare.md"), markdown(table))
     update_readme(Path("README.md"), results_section(table, list(params.refine.rounds)))
     compare_plot(Path("plots/compare.png"), table)
     log.info("compare: wrote metrics/compare.json, metrics/compare.md, plots/compare.png and the README's results")
     return table
+
+
+def _table(condition: str) -> str:
+    """The label table of a condition (``noisy@noise.kinds.swap=0`` -> ``noisy``)."""
+    return condition.split("@", 1)[0]
+
+
+def against_clean(rows: list[dict], conditions: list[str], replicates: int, seed: int) -> dict:
+    """Noise conditions (``noisy`` with injected-noise overrides, e.g. only false negatives) set against clean.
+
+    Per condition, global SDR and each source's SDR minus clean's, with 95 % intervals from the same paired
+    hierarchical bootstrap; and each pair of conditions against each other (``a − b``): the false-negative /
+    false-positive asymmetry is the pair of a merge-only and a silent-only condition at the same rate.
+
+    Returns:
+        ``{"conditions": {condition: {"global" | source: {"mean", "ci_low", "ci_high"}}},
+        "pairs": {"a − b": {...same...}}}``.
+    """
+    out: dict = {"conditions": {c: {} for c in conditions}, "pairs": {}}
+    pairs = [(a, b) for i, a in enumerate(conditions) for b in conditions[i + 1 :]]
+    for part, sources in [("global", CLASSES), *((c, (c,)) for c in CLASSES)]:
+        scores = {t: song_matrix(rows, t, sources=sources)[0] for t in ["clean", *conditions]}
+        points, draws = bootstrap_means(scores, replicates, seed)
+        for t in conditions:
+            out["conditions"][t][part] = interval(points[t] - points["clean"], draws[t] - draws["clean"])
+        for a, b in pairs:
+            out["pairs"].setdefault(f"{a} − {b}", {})[part] = interval(points[a] - points[b], draws[a] - draws[b])
+    return out
 
 
 def _bsseval(rows: list[dict], labels: str) -> float | None:
@@ -301,9 +471,10 @@ def markdown(table: dict) -> str:
     lines = [
         "| model | labels | global SDR [95 % CI] | "
         + " | ".join(CLASSES)
-        + " | BSSEval v4 | − noisy [95 % CI] | gap closed [95 % CI] |",
-        "|---" * (len(CLASSES) + 6) + "|",
+        + " | BSSEval v4 | − noisy [95 % CI] | gap closed [95 % CI] | labels right |",
+        "|---" * (len(CLASSES) + 7) + "|",
     ]
+    quality = table.get("label_quality") or {}
     for model, entry in table["models"].items():
         for labels in entry["per_source"]:
             diff = entry["differences"].get(labels, {})
@@ -315,9 +486,30 @@ def markdown(table: dict) -> str:
                 + (_ci(diff["minus_noisy"]) if "minus_noisy" in diff else "")
                 + " | "
                 + (_pct(diff["gap_closed"]) if "gap_closed" in diff else "")
+                + " | "
+                + (f"{100 * quality[labels]['label_accuracy']:.1f} %" if labels in quality else "")
                 + " |"
             )
     return "\n".join(lines) + "\n"
+
+
+def noise_markdown(table: dict) -> str:
+    """The injected-noise conditions against clean, per source with intervals (empty without such conditions)."""
+    lines = []
+    for model, entry in table["models"].items():
+        against = entry.get("against_clean")
+        if not against:
+            continue
+        if not lines:
+            lines = [
+                "| model | labels − clean | global SDR [95 % CI] | " + " | ".join(CLASSES) + " |",
+                "|---" * (len(CLASSES) + 3) + "|",
+            ]
+        for name, parts in [*against["conditions"].items(), *against["pairs"].items()]:
+            cells = [_ci(parts["global"])] + [_ci(parts[c]) for c in CLASSES]
+            label = name if " − " in name else f"{name} − clean"
+            lines.append(f"| {model} | {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n" if lines else ""
 
 
 def _excludes_zero(value: dict) -> bool:
@@ -369,13 +561,31 @@ def results_section(table: dict, rounds: list[str]) -> str:
         markdown(table),
         *(f"- {line}" for line in findings(table)),
     ]
-    batch = table.get("batch")
-    if batch:
+    noise = noise_markdown(table)
+    if noise:
         parts += [
             "",
-            f"The {len(batch['experiments'])} experiments were queued at {batch['queued']} and the last finished at",
-            f"{batch['last_finished']} ({batch['minutes']} min for the batch, one queue worker, 2 CPU cores).",
+            "Label noise of one kind, injected into the true labels at the same rate (`noise.rate`), against clean",
+            "labels (dB, same runs and songs; a merge-only table holds only false negatives: a stem named s also",
+            "holds t and is labelled {s}; a silent-only table only false positives: a silent stem labelled {s}):",
+            "",
+            noise,
         ]
+    batch = table.get("batch")
+    if batch:
+        parts += ["", "Batches (one queue worker, 2 CPU cores):", ""]
+        parts += [
+            f"- {b['experiments']} experiments ({', '.join(b['conditions'])}) queued at {b['queued']}; the last"
+            f" finished at {b['last_finished']} ({b['minutes']} min)."
+            for b in batch["batches"]
+        ]
+    if table.get("label_quality"):
+        parts += [
+            "",
+            "*Labels right*: share of the training stems whose refined label set equals the truth (the generator",
+            "knows it; analysis only, no choice is made on it).",
+        ]
+    parts += [""]
     parts += [
         "Classifier and label quality of the committed run (`metrics/classifier/`, `metrics/refine/`; exact match",
         "on clean test mixtures at threshold 0.5):",
@@ -390,7 +600,8 @@ def compare_plot(path: Path, table: dict) -> None:
     from selfrefine.plots import plt, save_figure
 
     models = list(table["models"])
-    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 3.5), squeeze=False)
+    width = max(5.0, 0.9 * max(len(table["models"][m]["per_source"]) for m in models))
+    fig, axes = plt.subplots(1, len(models), figsize=(width * len(models), 5.0), squeeze=False)
     for ax, model in zip(axes[0], models):
         entry = table["models"][model]
         labels = list(entry["per_source"])
@@ -403,7 +614,7 @@ def compare_plot(path: Path, table: dict) -> None:
         for i, t in enumerate(labels):
             runs = entry["runs"][t]
             ax.plot([i + 0.15] * len(runs), runs, ".", color="tab:blue", alpha=0.7, label="one run" if i == 0 else None)
-        ax.set_xticks(range(len(labels)), labels)
+        ax.set_xticks(range(len(labels)), [t.replace("@", "\n@") for t in labels], fontsize=7)
         ax.set_title(f"{model} ({len(entry['seeds'])} runs each)")
         ax.set_ylabel("global SDR (dB)")
         ax.grid(axis="y", alpha=0.3)

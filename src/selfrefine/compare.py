@@ -275,7 +275,10 @@ def run_comparison(
         status = _queue_status(names)
         failed = [names[key] for key, word in status.items() if word == "Failed"]
         if failed:
-            raise DvcError(f"experiment {failed[0]} failed; see `dvc queue logs {failed[0]}`")
+            raise DvcError(
+                f"experiment {failed[0]} failed; see `dvc queue logs {failed[0]}`. The queue goes on with the rest:"
+                f" `selfrefine compare --stamp {stamp}` with --labels less that condition collects them"
+            )
         if any(word == "Queued" for word in status.values()) and "Running" not in status.values():
             _dvc("queue", "start", "-j", "1")  # the worker can exit with work left in the queue
         try:

@@ -19,6 +19,7 @@ conditions' rows, so an ablation batch reuses the noisy and clean runs of the ma
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
@@ -35,7 +36,7 @@ import numpy as np
 import yaml
 
 from selfrefine import CLASSES, paths
-from selfrefine.config import Params, ParamsError, parse_params
+from selfrefine.config import Params, ParamsError, merge_into, parse_params
 from selfrefine.errors import UserError
 from selfrefine.evaluation.intervals import bootstrap_means, compare_conditions, interval
 from selfrefine.outputs import read_csv, write_csv, write_json, write_text
@@ -137,15 +138,12 @@ def parse_condition(text: str, params: Params, raw: dict | None = None) -> Condi
             raise UserError(f"'{text}': compare sets {key} itself; name the table before '@' and use --seeds")
         overrides.append((key, value))
     if raw is not None and overrides:
-        data = json.loads(json.dumps(raw))
+        data = copy.deepcopy(raw)
         for key, value in overrides:
-            *parents, leaf = key.split(".")
-            node = data
-            for part in parents:
-                node = node.setdefault(part, {}) if isinstance(node, dict) else None
-                if node is None:
-                    raise UserError(f"'{text}': {key} is not a params key")
-            node[leaf] = yaml.safe_load(value)
+            nested: Any = yaml.safe_load(value)
+            for part in reversed(key.split(".")):
+                nested = {part: nested}
+            merge_into(data, nested)
         try:
             parse_params(data, f"'{text}'")
         except ParamsError as err:

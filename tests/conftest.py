@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,12 @@ TONES = {"bass": 110.0, "drums": 0.0, "other": 880.0, "vocals": 1760.0}
 """A distinct, easily told-apart signal per class (drums: noise bursts)."""
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _stem_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tests never touch the user's stem cache: one fresh cache for the session (and its subprocesses)."""
+    os.environ["SELFREFINE_CACHE"] = str(tmp_path_factory.mktemp("stem-cache"))
 
 
 def tone(cls: str, seconds: float = 1.0, rate: int = RATE, seed: int = 0, channels: int = 1) -> np.ndarray:

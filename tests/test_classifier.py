@@ -52,5 +52,5 @@ def test_mix_training_never_mixes_its_validation_songs(tmp_path) -> None:
     assert sorted(task.source.usable.nonzero()[0]) == train_idx
     mixed = set()
     for _ in range(200):
-        mixed |= {stems[i].song for i in task.source.example()[2]}
+        mixed |= {stems[i].song for i, _, _ in task.source.plan_example()}
     assert mixed and not mixed & {stems[i].song for i in val_idx}

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -10,21 +11,27 @@ from selfrefine.training.loop import LoopConfig, train
 
 
 class Regression:
-    """A seeded batch source: y = x @ w + noise."""
+    """A seeded batch source: y = x @ w + noise, drawn (plan) and computed (render) in two steps."""
 
     def __init__(self, seed: int) -> None:
-        self.generator = torch.Generator().manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
         self.w = torch.tensor([[1.0], [-2.0], [0.5]])
 
+    def plan(self, size: int):
+        return self.rng.standard_normal((size, 3)), self.rng.standard_normal((size, 1))
+
+    def render(self, plan):
+        x, noise = (torch.from_numpy(a).float() for a in plan)
+        return x, x @ self.w + 0.01 * noise
+
     def batch(self, size: int):
-        x = torch.randn(size, 3, generator=self.generator)
-        return x, x @ self.w + 0.01 * torch.randn(size, 1, generator=self.generator)
+        return self.render(self.plan(size))
 
     def state_dict(self) -> dict:
-        return {"g": self.generator.get_state()}
+        return {"rng": self.rng.bit_generator.state}
 
     def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["g"])
+        self.rng.bit_generator.state = state["rng"]
 
 
 class TinyTask:
@@ -32,8 +39,18 @@ class TinyTask:
 
     name = "tiny"
 
-    def __init__(self, fail_at: int | None = None, identity: str = "a", dropout: float = 0.0) -> None:
-        self.config = LoopConfig(steps=12, batch_size=8, lr=0.05, eval_every=4, checkpoint_every=4)
+    def __init__(
+        self,
+        fail_at: int | None = None,
+        identity: str = "a",
+        dropout: float = 0.0,
+        workers: int = 0,
+        precision: str = "fp32",
+    ) -> None:
+        self.config = LoopConfig(
+            steps=12, batch_size=8, lr=0.05, eval_every=4, checkpoint_every=4, workers=workers, precision=precision
+        )
+        self.dtypes: set[torch.dtype] = set()
         self.source = Regression(1)
         self.identity = identity
         self.fail_at, self.calls, self.dropout = fail_at, 0, dropout
@@ -45,7 +62,9 @@ class TinyTask:
         self.calls += 1
         if self.fail_at is not None and self.calls == self.fail_at:
             raise KeyboardInterrupt("killed")
-        return nn.functional.mse_loss(model(x), y)
+        out = model(x)
+        self.dtypes.add(out.dtype)
+        return nn.functional.mse_loss(out, y)
 
     def validate(self, model) -> dict:
         x, y = Regression(99).batch(16)
@@ -107,3 +126,27 @@ def test_curves_are_logged_for_every_evaluation(tmp_path: Path) -> None:
     assert result.history[-1]["val_loss"] < result.history[0]["val_loss"]
     tsv = (tmp_path / "live_curves" / "plots" / "metrics" / "val_loss.tsv").read_text().splitlines()
     assert len(tsv) == 1 + 3
+
+
+def test_worker_processes_change_nothing_and_a_killed_multi_worker_run_resumes_exactly(tmp_path: Path) -> None:
+    reference, full = _train(tmp_path, "ref", TinyTask(dropout=0.2))
+    with pytest.raises(KeyboardInterrupt):
+        _train(tmp_path, "cut", TinyTask(fail_at=7, dropout=0.2, workers=2))
+    assert torch.load(tmp_path / "cut.pt", weights_only=False)["step"] == 4
+    task = TinyTask(dropout=0.2, workers=2)
+    resumed, result = _train(tmp_path, "cut", task)
+    assert result.resumed_from == 4 and task.calls == 8
+    for a, b in zip(_weights(reference), _weights(resumed), strict=True):
+        assert torch.equal(a, b)
+    assert [r["train_loss"] for r in result.history] == [r["train_loss"] for r in full.history]
+
+
+def test_bf16_runs_the_forward_pass_in_bfloat16_and_still_learns(tmp_path: Path) -> None:
+    task = TinyTask(precision="bf16")
+    model, result = _train(tmp_path, "bf16", task)
+    assert task.dtypes == {torch.bfloat16}
+    assert all(p.dtype == torch.float32 for p in model.parameters()), "weights stay fp32"
+    assert result.history[-1]["val_loss"] < 0.5 * result.history[0]["val_loss"]
+    fp32 = TinyTask()
+    _train(tmp_path, "fp32", fp32)
+    assert fp32.dtypes == {torch.float32}

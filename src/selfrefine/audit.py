@@ -28,7 +28,6 @@ from selfrefine.config import Params
 from selfrefine.data.audio import AudioError, read_audio, samples
 from selfrefine.data.labels import format_labels
 from selfrefine.data.layouts import training_stems
-from selfrefine.data.stems import StemStore
 from selfrefine.errors import UserError
 from selfrefine.outputs import atomic_dir, read_csv, write_csv, write_json
 
@@ -103,11 +102,9 @@ def audit(
     Returns:
         The summary written to ``summary.json``.
     """
-    import torch
-
     from selfrefine.devices import device
     from selfrefine.models.checkpoints import load_checkpoint
-    from selfrefine.refine import class_thresholds, stem_probabilities
+    from selfrefine.refine import audio_probabilities, class_thresholds
 
     scan = training_stems(root, layout)
     skipped = list(scan.problems)
@@ -134,9 +131,7 @@ def audit(
                     raise UserError(f"{err} (or set data.on_bad_file: skip)") from None
                 skipped.append({"path": str(stem.path), "reason": str(err)})
                 continue
-            store = StemStore.from_audio([audio], sr, ch, params.data.silence_db)
-            with torch.no_grad():
-                probs = stem_probabilities(model, store, crop, hop, params.refine.aggregate)[0]
+            probs = audio_probabilities(model, audio, crop, hop, params.refine.aggregate, params.data.silence_db, sr)
             thumb = f"thumbs/{n:06d}.png"
             _thumbnail(audio, sr, tmp / thumb)
             predicted = format_labels(c for c, p, t in zip(CLASSES, probs, thresholds) if p >= t)

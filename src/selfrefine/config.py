@@ -122,6 +122,10 @@ class MixTrainParams:
     val_mixtures: int = field(default=512, metadata=_positive())
     eval_every: int = field(default=100, metadata=_positive())
     test_mixtures: int = field(default=500, metadata=_positive())
+    num_workers: int = field(default=0, metadata=_non_negative())
+    """Data-loader processes that render the mixtures (0: the training process); batches do not depend on it."""
+    precision: str = field(default="fp32", metadata=_one_of("fp32", "bf16"))
+    """``bf16``: forward pass and loss under bfloat16 autocast (for GPUs; fp32 is the CPU default)."""
 
 
 @dataclass(frozen=True)
@@ -192,6 +196,10 @@ class SeparatorTrainParams:
     val_fraction: float = field(default=0.1, metadata=_check(lambda v: 0 < v < 1, "in (0, 1)"))
     val_examples: int = field(default=32, metadata=_positive())
     grad_clip: float = field(default=5.0, metadata=_non_negative())
+    num_workers: int = field(default=0, metadata=_non_negative())
+    """Data-loader processes that render the examples (0: the training process); batches do not depend on it."""
+    precision: str = field(default="fp32", metadata=_one_of("fp32", "bf16"))
+    """``bf16``: forward pass and loss under bfloat16 autocast (for GPUs; fp32 is the CPU default)."""
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ Stage bodies, ``compare`` and the tests take their paths from here, so a path is
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from selfrefine.errors import UserError
@@ -20,6 +21,17 @@ TRUTH = NOISY / "truth.csv"
 """Each noisy stem's corruption and true label set (``corrupt``)."""
 CHECKPOINTS = Path("checkpoints")
 """Resumable training state; not a DVC output (DVC would delete it before the rerun that resumes it)."""
+
+
+def stem_cache() -> Path:
+    """Per-stem metadata and resampled audio (:class:`selfrefine.data.stems.StemStore`), keyed by file content.
+
+    ``$SELFREFINE_CACHE`` if set, else ``$XDG_CACHE_HOME/selfrefine/stems`` (``~/.cache/selfrefine/stems``).
+    Outside the repository and DVC: it is a cache, safe to delete, shared by experiments and checkouts.
+    """
+    if os.environ.get("SELFREFINE_CACHE"):
+        return Path(os.environ["SELFREFINE_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "selfrefine" / "stems"
 
 
 def label_table(name: str) -> Path:

@@ -14,7 +14,9 @@ Scoring against the truth (generated or deliberately corrupted data only) is kep
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -22,9 +24,11 @@ from torch import nn
 
 from selfrefine import CLASSES
 from selfrefine.data.labels import LabelledStem, format_labels
-from selfrefine.data.stems import StemStore
+from selfrefine.data.stems import StemStore, frame_levels, loud_windows
 from selfrefine.evaluation.metrics import f1_optimal_thresholds, multilabel_scores
 from selfrefine.models.classifier import predict
+
+log = logging.getLogger(__name__)
 
 SWEEP = np.round(np.arange(0.05, 0.96, 0.05), 2)
 """Global thresholds at which the refinement is re-scored for the threshold plots."""
@@ -43,16 +47,48 @@ def class_thresholds(threshold: float | str, val_targets: np.ndarray, val_probs:
     return np.full(len(CLASSES), float(threshold))
 
 
+def _aggregate(windows: np.ndarray, aggregate: str) -> np.ndarray:
+    return windows.mean(axis=0) if aggregate == "mean" else windows.max(axis=0)
+
+
 @torch.no_grad()
-def stem_probabilities(model: nn.Module, store: StemStore, crop: int, hop: int, aggregate: str) -> np.ndarray:
-    """``(stems, 4)`` class probabilities of every stem in ``store`` (see module docstring)."""
+def stem_probabilities(
+    model: nn.Module, store: StemStore, crop: int, hop: int, aggregate: str, batch_size: int = 64, chunk: int = 16
+) -> np.ndarray:
+    """``(stems, 4)`` class probabilities of every stem in ``store`` (see module docstring).
+
+    Runs on the model's device, in batches of ``batch_size`` windows drawn across stems; while one chunk
+    of ``chunk`` stems is classified, threads read the next, so a GPU is not left waiting on the disk.
+    Memory holds two chunks of stems at most.
+    """
     probs = np.zeros((len(store), len(CLASSES)), dtype=np.float32)
-    for i in range(len(store)):
-        if store.is_silent(i):
-            continue
-        windows = predict(model, torch.from_numpy(store.windows(i, crop, hop)))
-        probs[i] = windows.mean(axis=0) if aggregate == "mean" else windows.max(axis=0)
+    loud = [i for i in range(len(store)) if not store.is_silent(i)]
+    chunks = [loud[k : k + chunk] for k in range(0, len(loud), chunk)]
+    with ThreadPoolExecutor(max_workers=min(4, chunk)) as pool:
+
+        def read(ids: list[int]) -> list:
+            return [pool.submit(store.windows, i, crop, hop) for i in ids]
+
+        pending = read(chunks[0]) if chunks else []
+        for n, ids in enumerate(chunks):
+            windows = [f.result() for f in pending]
+            pending = read(chunks[n + 1]) if n + 1 < len(chunks) else []
+            out = predict(model, torch.from_numpy(np.concatenate(windows)), batch_size)
+            for i, part in zip(ids, np.split(out, np.cumsum([len(w) for w in windows])[:-1])):
+                probs[i] = _aggregate(part, aggregate)
+            if (n + 1) % max(1, len(chunks) // 10) == 0 or n + 1 == len(chunks):
+                log.info("refine: classified %d/%d loud stems", min((n + 1) * chunk, len(loud)), len(loud))
     return probs
+
+
+@torch.no_grad()
+def audio_probabilities(
+    model: nn.Module, audio: np.ndarray, crop: int, hop: int, aggregate: str, silence_db: float, sample_rate: int
+) -> np.ndarray:
+    """``(4,)`` class probabilities of one ``(channels, samples)`` recording, as :func:`stem_probabilities`."""
+    if np.all(frame_levels(audio, sample_rate // 4) < silence_db):
+        return np.zeros(len(CLASSES), dtype=np.float32)
+    return _aggregate(predict(model, torch.from_numpy(loud_windows(audio, crop, hop, silence_db))), aggregate)
 
 
 def relabel(stems: list[LabelledStem], probs: np.ndarray, thresholds: np.ndarray) -> list[LabelledStem]:

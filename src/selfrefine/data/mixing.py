@@ -8,7 +8,10 @@
   class's pool, random song, crop, gain, sign and time shift; the target is the stack of stems.
 
 Both are seeded batch sources whose generator state is checkpointed, so a resumed run draws the
-same examples an uninterrupted one would.
+same examples an uninterrupted one would. A batch is drawn in two steps: :meth:`plan` makes every
+random draw (cheap, in the training process, so the generator state is exact at every step) and
+:meth:`render` reads and mixes the audio (the costly part, which data-loader workers do in parallel:
+:mod:`selfrefine.data.loader`).
 """
 
 from __future__ import annotations
@@ -74,32 +77,49 @@ class LabelMixer(_Seeded):
         self.max_stems = max_stems
         self.gain_db = gain_db
 
-    def example(self) -> tuple[np.ndarray, np.ndarray, list[int]]:
-        """One mixture.
-
-        Returns:
-            (mixture ``(channels, crop)``, target ``(4,)``, indices of the stems mixed).
-        """
+    def plan_example(self) -> list[tuple[int, float, int]]:
+        """Draw one mixture: ``[(stem index, gain, crop start), ...]`` (every random draw, no audio read)."""
         rng = self.rng
         k = int(rng.integers(1, self.max_stems + 1))
         candidates = np.flatnonzero(self.usable)
         if not len(candidates):
             raise UserError("every stem of the pool is silent; nothing to mix (check data.silence_db)")
         chosen = rng.choice(candidates, size=min(k, len(candidates)), replace=False)
-        mix = np.zeros((self.store.channels, self.crop), dtype=np.float32)
-        target = np.zeros(len(CLASSES), dtype=np.float32)
+        plan = []
         for i in chosen:
-            mix += _gain(rng, self.gain_db) * self.store.crop(int(i), self.crop, rng)
-            target = np.maximum(target, self.targets[i])
-        return mix, target, [int(i) for i in chosen]
+            gain = _gain(rng, self.gain_db)
+            plan.append((int(i), gain, self.store.crop_start(int(i), self.crop, rng)))
+        return plan
 
-    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(size, channels, crop)`` mixtures and ``(size, 4)`` multi-hot targets."""
-        examples = [self.example() for _ in range(size)]
+    def render_example(self, plan: list[tuple[int, float, int]]) -> tuple[np.ndarray, np.ndarray]:
+        """The ``(channels, crop)`` mixture and ``(4,)`` union-of-labels target a plan describes."""
+        mix = np.zeros((self.store.channels, self.crop), dtype=np.float32)
+        for i, gain, start in plan:
+            mix += gain * self.store.render(i, start, self.crop)
+        return mix, self.target(plan)
+
+    def target(self, plan: list[tuple[int, float, int]]) -> np.ndarray:
+        """The ``(4,)`` union-of-labels target of a planned mixture (no audio read)."""
+        target = np.zeros(len(CLASSES), dtype=np.float32)
+        for i, _, _ in plan:
+            target = np.maximum(target, self.targets[i])
+        return target
+
+    def plan(self, size: int) -> list:
+        """The draws of a batch of ``size`` mixtures (advances the generator as :meth:`batch` does)."""
+        return [self.plan_example() for _ in range(size)]
+
+    def render(self, plan: list) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(size, channels, crop)`` mixtures and ``(size, 4)`` multi-hot targets of a planned batch."""
+        examples = [self.render_example(p) for p in plan]
         return (
             torch.from_numpy(np.stack([e[0] for e in examples])),
             torch.from_numpy(np.stack([e[1] for e in examples])),
         )
+
+    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(size, channels, crop)`` mixtures and ``(size, 4)`` multi-hot targets."""
+        return self.render(self.plan(size))
 
 
 class SourceMixer(_Seeded):
@@ -130,23 +150,42 @@ class SourceMixer(_Seeded):
         self.gain_db = gain_db
         self.shift = shift
 
-    def example(self) -> np.ndarray:
-        """``(4, channels, segment)`` sources; their sum is the mixture."""
+    def plan_example(self) -> list[tuple[int, int, int, float, bool, bool]]:
+        """Draw one example: per class ``(stem index, crop start, shift offset, gain, negate, swap channels)``."""
         rng = self.rng
-        sources = []
+        plan = []
         for c in CLASSES:
             i = self.pools[c][int(rng.integers(len(self.pools[c])))]
-            audio = self.store.crop(i, self.segment + self.shift, rng)
+            start = self.store.crop_start(i, self.segment + self.shift, rng)
             offset = int(rng.integers(0, self.shift + 1))
-            audio = audio[:, offset : offset + self.segment] * _gain(rng, self.gain_db)
-            if rng.random() < 0.5:
+            gain = _gain(rng, self.gain_db)
+            negate = bool(rng.random() < 0.5)
+            swap = bool(self.store.channels == 2 and rng.random() < 0.5)
+            plan.append((i, start, offset, gain, negate, swap))
+        return plan
+
+    def render_example(self, plan: list[tuple[int, int, int, float, bool, bool]]) -> np.ndarray:
+        """The ``(4, channels, segment)`` sources a plan describes; their sum is the mixture."""
+        sources = []
+        for i, start, offset, gain, negate, swap in plan:
+            audio = self.store.render(i, start, self.segment + self.shift)
+            audio = audio[:, offset : offset + self.segment] * gain
+            if negate:
                 audio = -audio
-            if audio.shape[0] == 2 and rng.random() < 0.5:
+            if swap:
                 audio = audio[::-1]
             sources.append(audio)
         return np.stack(sources).astype(np.float32)
 
+    def plan(self, size: int) -> list:
+        """The draws of a batch of ``size`` examples (advances the generator as :meth:`batch` does)."""
+        return [self.plan_example() for _ in range(size)]
+
+    def render(self, plan: list) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(size, channels, segment)`` mixtures and ``(size, 4, channels, segment)`` sources of a planned batch."""
+        sources = torch.from_numpy(np.stack([self.render_example(p) for p in plan]))
+        return sources.sum(dim=1), sources
+
     def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(size, channels, segment)`` mixtures and ``(size, 4, channels, segment)`` sources."""
-        sources = torch.from_numpy(np.stack([self.example() for _ in range(size)]))
-        return sources.sum(dim=1), sources
+        return self.render(self.plan(size))

@@ -9,14 +9,14 @@ from selfrefine.config import Params
 from selfrefine.data.audio import samples
 from selfrefine.data.labels import LabelledStem, read_label_table
 from selfrefine.data.mixing import LabelMixer
+from selfrefine.devices import device
 from selfrefine.models.checkpoints import save_checkpoint
-from selfrefine.models.classifier import predict
 from selfrefine.models.registry import check_block
 from selfrefine.outputs import file_digest, write_json, write_npz
 from selfrefine.stages.common import index_rows, skip, stem_store
 from selfrefine.stages.entry import main
 from selfrefine.training.loop import train
-from selfrefine.training.mixtrain import MixTraining, draw_mixtures, score_on_mixtures
+from selfrefine.training.mixtrain import FixedMixtures, MixTraining, predict_mixtures, score_on_mixtures
 
 log = logging.getLogger("selfrefine.stages.classify")  # not __name__: run as __main__
 
@@ -58,12 +58,12 @@ def run(params: Params, round_key: str, table: str) -> dict[str, float] | None:
         steps=tp.steps,
         history=result.history,
     )
-    write_npz(out / "validation.npz", probs=predict(model, task.val_waves), targets=task.val_targets)
+    model.to(device())  # scoring runs on the accelerator when there is one
+    write_npz(out / "validation.npz", probs=predict_mixtures(model, task.val), targets=task.val.targets)
     plots.training_curves(
         paths.training_plot(run_name), result.history, f"classifier, round {round_key} (trained on {table} labels)"
     )
-    waves, targets = draw_mixtures(_clean_test_mixer(params), tp.test_mixtures)
-    test = score_on_mixtures(model, waves, targets)
+    test = score_on_mixtures(model, FixedMixtures(_clean_test_mixer(params), tp.test_mixtures))
     last = result.history[-1]
     write_json(
         metrics,

@@ -1,4 +1,4 @@
-"""Helpers the model stages share: stems in memory, and the outputs of a baseline that cannot run."""
+"""Helpers the model stages share: the stem store, and the outputs of a baseline that cannot run."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def skip(metrics: Path, folders: list[Path], reason: str) -> None:
 
 
 def stem_store(params: Params, stem_paths: list[str]) -> StemStore:
-    """The stems at ``stem_paths``, in memory at the pipeline's rate and channel count."""
+    """The stems at ``stem_paths``, read on demand at the pipeline's rate and channel count."""
     return StemStore(stem_paths, params.audio.sample_rate, params.audio.channels, params.data.silence_db)
 
 

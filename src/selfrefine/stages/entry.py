@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import logging
+import resource
 import sys
 import time
 from collections.abc import Callable
@@ -22,8 +23,8 @@ Body = Callable[..., dict[str, float] | None]
 def run_stage(stage: str, body: Body, params_path: str | Path, *args: str) -> int:
     """Run a stage body; bad input becomes one ``error:`` line and exit code 1.
 
-    The stage's wall time (and the details its body returns) go to ``timings/<stage>.json``, never to a
-    model or metrics file, so those are identical from run to run.
+    The stage's wall time, its peak resident memory (and the details its body returns) go to
+    ``timings/<stage>.json``, never to a model or metrics file, so those are identical from run to run.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     began = time.perf_counter()
@@ -35,7 +36,12 @@ def run_stage(stage: str, body: Body, params_path: str | Path, *args: str) -> in
     seconds = time.perf_counter() - began
     write_json(
         paths.timing(stage),
-        {"stage": stage, "seconds": round(seconds, 2), **{k: round(v, 2) for k, v in details.items()}},
+        {
+            "stage": stage,
+            "seconds": round(seconds, 2),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            **{k: round(v, 2) for k, v in details.items()},
+        },
     )
     return 0
 

@@ -10,6 +10,7 @@ from selfrefine import CLASSES, paths, plots
 from selfrefine.config import Params
 from selfrefine.data.audio import samples
 from selfrefine.data.labels import parse_labels, read_label_table, write_label_table
+from selfrefine.devices import device
 from selfrefine.models.checkpoints import load_checkpoint
 from selfrefine.outputs import read_csv, write_json
 from selfrefine.refine import class_thresholds, refinement_scores, relabel, stem_probabilities, table_extras
@@ -39,6 +40,7 @@ def run(params: Params, round_key: str, table: str) -> None:
     folder = paths.classifier_dir(round_key)
     paths.require(folder / "model.pt", paths.TRUTH)
     model, package = load_checkpoint(folder / "model.pt")
+    model.to(device())
     validation = np.load(folder / "validation.npz")
     rp = params.refine
     thresholds = class_thresholds(rp.threshold, validation["targets"], validation["probs"])

@@ -26,6 +26,7 @@ import torch
 from dvclive import Live
 from torch import nn
 
+from selfrefine.data.loader import Batches, batches
 from selfrefine.devices import device, model_device
 from selfrefine.outputs import atomic_path
 
@@ -33,9 +34,11 @@ log = logging.getLogger(__name__)
 
 
 class BatchSource(Protocol):
-    """Draws training batches; its state is checkpointed."""
+    """Draws training batches in two steps (:mod:`selfrefine.data.loader`); its state is checkpointed."""
 
-    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def plan(self, size: int) -> Any: ...
+
+    def render(self, plan: Any) -> tuple[torch.Tensor, torch.Tensor]: ...
 
     def state_dict(self) -> dict: ...
 
@@ -53,6 +56,20 @@ class LoopConfig:
     grad_clip: float = 0.0
     eval_every: int = 100
     checkpoint_every: int = 100
+    precision: str = "fp32"
+    """``fp32``, or ``bf16``: the forward pass and loss under bfloat16 autocast (weights stay fp32)."""
+    workers: int = 0
+    """Data-loader processes that render batches (0: in the training process). Not part of a run's
+    identity: the batches do not depend on it (:mod:`selfrefine.data.loader`)."""
+
+    def identity(self) -> dict:
+        """The settings that define the run's result (everything but ``workers``)."""
+        return {k: v for k, v in asdict(self).items() if k != "workers"}
+
+
+def autocast(precision: str, device_type: str):
+    """The autocast context of ``precision`` on ``device_type`` (a no-op for fp32)."""
+    return torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 class Task(Protocol):
@@ -112,7 +129,7 @@ def train(task: Task, seed: int, checkpoint: Path, live_dir: Path) -> tuple[nn.M
     """
     torch.manual_seed(seed)
     model = task.build()
-    run_id = fingerprint(task.identity, asdict(task.config), seed)
+    run_id = fingerprint(task.identity, task.config.identity(), seed)
     live = open_live(live_dir)
     try:
         result = _fit(model, task, checkpoint, run_id, live)
@@ -148,47 +165,53 @@ def _fit(model: nn.Module, task: Task, checkpoint: Path, run_id: str, live: Live
                 _log_row(live, row)
         else:
             log.info("%s: checkpoint %s is from another run; starting afresh", task.name, checkpoint)
+    dev = model_device(model)
+    stream = batches(source, config.batch_size, config.workers, pin_memory=dev.type == "cuda")
     began = time.perf_counter()
     running, seen = 0.0, 0
-    for step in range(start_step, config.steps):
-        model.train()
-        inputs, targets = (t.to(model_device(model)) for t in source.batch(config.batch_size))
-        loss = task.loss(model, inputs, targets)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        running += float(loss.detach())
-        seen += 1
-        done = step + 1
-        if done % config.eval_every == 0 or done == config.steps:
-            model.eval()
-            with torch.no_grad():
-                row = {"step": done, "train_loss": running / seen, **task.validate(model)}
-            running, seen = 0.0, 0
-            result.history.append(row)
-            _log_row(live, row)
-            log.info(
-                "%s: step %d/%d %s",
-                task.name,
-                done,
-                config.steps,
-                " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "step"),
-            )
-        if done % config.checkpoint_every == 0 and done < config.steps:
-            _save(
-                checkpoint,
-                run_id,
-                done,
-                model,
-                optimizer,
-                scheduler,
-                source,
-                result.history,
-                result.seconds + time.perf_counter() - began,
-            )
+    try:
+        for step in range(start_step, config.steps):
+            model.train()
+            inputs, targets = (t.to(dev, non_blocking=True) for t in stream.next())
+            with autocast(config.precision, dev.type):
+                loss = task.loss(model, inputs, targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            running += float(loss.detach())
+            seen += 1
+            done = step + 1
+            if done % config.eval_every == 0 or done == config.steps:
+                model.eval()
+                with torch.no_grad():
+                    row = {"step": done, "train_loss": running / seen, **task.validate(model)}
+                running, seen = 0.0, 0
+                result.history.append(row)
+                _log_row(live, row)
+                log.info(
+                    "%s: step %d/%d %s",
+                    task.name,
+                    done,
+                    config.steps,
+                    " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "step"),
+                )
+            if done % config.checkpoint_every == 0 and done < config.steps:
+                _save(
+                    checkpoint,
+                    run_id,
+                    done,
+                    model,
+                    optimizer,
+                    scheduler,
+                    stream,
+                    result.history,
+                    result.seconds + time.perf_counter() - began,
+                )
+    finally:
+        stream.close()
     model.cpu().eval()
     result.seconds += time.perf_counter() - began
     checkpoint.unlink(missing_ok=True)
@@ -210,7 +233,7 @@ def _save(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
-    source: BatchSource,
+    source: Batches,
     history: list[dict],
     seconds: float,
 ) -> None:

@@ -8,6 +8,7 @@ assumed. Where a clean test split exists, the classifier is also scored on clean
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any
 
@@ -27,10 +28,31 @@ from selfrefine.models.registry import build
 from selfrefine.training.loop import LoopConfig
 
 
-def draw_mixtures(mixer: LabelMixer, n: int) -> tuple[torch.Tensor, np.ndarray]:
-    """``n`` fixed mixtures: ``(n, channels, crop)`` audio and ``(n, 4)`` bool targets."""
-    waves, targets = mixer.batch(n)
-    return waves, targets.numpy() > 0.5
+class FixedMixtures:
+    """``n`` fixed mixtures of a mixer (validation or test), rendered a chunk at a time when scored.
+
+    Only the draws (a few numbers per mixture) and the ``(n, 4)`` bool targets are held, so thousands of
+    mixtures of long crops cost no memory; every pass renders the same audio.
+    """
+
+    def __init__(self, mixer: LabelMixer, n: int, chunk: int = 64) -> None:
+        self.mixer, self.chunk = mixer, chunk
+        self.plans = mixer.plan(n)
+        self.targets = np.stack([mixer.target(p) for p in self.plans]) > 0.5 if n else np.zeros((0, len(CLASSES)), bool)
+
+    def __len__(self) -> int:
+        return len(self.plans)
+
+    def chunks(self) -> Iterator[torch.Tensor]:
+        """The mixtures, ``(≤ chunk, channels, crop)`` at a time, in order."""
+        for k in range(0, len(self.plans), self.chunk):
+            yield self.mixer.render(self.plans[k : k + self.chunk])[0]
+
+
+def predict_mixtures(model: nn.Module, mixtures: FixedMixtures) -> np.ndarray:
+    """``(n, 4)`` probabilities of the classifier on every mixture (on the model's device)."""
+    parts = [predict(model, waves) for waves in mixtures.chunks()]
+    return np.concatenate(parts) if parts else np.zeros((0, len(CLASSES)), dtype=np.float32)
 
 
 class MixTraining:
@@ -61,8 +83,9 @@ class MixTraining:
         crop = samples(tp.crop_seconds, store.sample_rate)
         train_idx, val_idx = split_songs(stems, tp.val_fraction, seed, "classifier.train.val_fraction")
         self.source = LabelMixer(store, stems, crop, tp.max_stems, tp.gain_db, seed + 1, among=train_idx)
-        val_mixer = LabelMixer(store, stems, crop, tp.max_stems, tp.gain_db, seed + 2, among=val_idx)
-        self.val_waves, self.val_targets = draw_mixtures(val_mixer, tp.val_mixtures)
+        self.val = FixedMixtures(
+            LabelMixer(store, stems, crop, tp.max_stems, tp.gain_db, seed + 2, among=val_idx), tp.val_mixtures
+        )
         self.augment = GainEQ(tp.gain_db, tp.eq_probability)
         self.bce = nn.BCEWithLogitsLoss()
         self.config = LoopConfig(
@@ -72,8 +95,10 @@ class MixTraining:
             weight_decay=tp.weight_decay,
             eval_every=tp.eval_every,
             checkpoint_every=tp.eval_every,
+            precision=tp.precision,
+            workers=tp.num_workers,
         )
-        loop_params = {k: v for k, v in asdict(tp).items() if k != "test_mixtures"}
+        loop_params = {k: v for k, v in asdict(tp).items() if k not in ("test_mixtures", "num_workers")}
         self.identity = (model_kwargs, loop_params, seed, store.silence_db, data_digest)
 
     def build(self) -> nn.Module:
@@ -83,23 +108,24 @@ class MixTraining:
         return self.bce(model(self.augment.train()(waves)), targets)
 
     def validate(self, model: nn.Module) -> dict[str, float]:
-        probs = predict(model, self.val_waves)  # (val_mixtures, 4), computed on the model's device
+        probs = predict_mixtures(model, self.val)  # (val_mixtures, 4), computed on the model's device
+        targets = self.val.targets
         loss = float(
             self.bce(
                 torch.logit(torch.from_numpy(probs).clamp(1e-6, 1 - 1e-6)),
-                torch.from_numpy(self.val_targets.astype(np.float32)),
+                torch.from_numpy(targets.astype(np.float32)),
             )
         )
-        scores = multilabel_scores(self.val_targets, probs >= 0.5, list(CLASSES))
+        scores = multilabel_scores(targets, probs >= 0.5, list(CLASSES))
         return {
             "val_loss": loss,
             "val_exact_match": scores["exact_match"],
             "val_macro_f1": scores["macro_f1"],
-            "val_calibration_error": calibration_error(self.val_targets, probs),
+            "val_calibration_error": calibration_error(targets, probs),
         }
 
 
-def score_on_mixtures(model: nn.Module, waves: torch.Tensor, targets: np.ndarray, threshold: float = 0.5) -> dict:
+def score_on_mixtures(model: nn.Module, mixtures: FixedMixtures, threshold: float = 0.5) -> dict:
     """Classifier metrics (:func:`selfrefine.evaluation.metrics.multilabel_scores`) at ``threshold``."""
-    probs = predict(model, waves)
-    return multilabel_scores(targets, probs >= threshold, list(CLASSES))
+    probs = predict_mixtures(model, mixtures)
+    return multilabel_scores(mixtures.targets, probs >= threshold, list(CLASSES))

@@ -97,8 +97,11 @@ class SeparatorTraining:
             grad_clip=tp.grad_clip,
             eval_every=tp.checkpoint_every,
             checkpoint_every=tp.checkpoint_every,
+            precision=tp.precision,
+            workers=tp.num_workers,
         )
-        self.identity = (kwargs, asdict(tp), pool_policy, seed, store.silence_db, data_digest)
+        run = {k: v for k, v in asdict(tp).items() if k != "num_workers"}
+        self.identity = (kwargs, run, pool_policy, seed, store.silence_db, data_digest)
 
     def build(self) -> nn.Module:
         return build(self.separator, self.kwargs)

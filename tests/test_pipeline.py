@@ -239,9 +239,6 @@ def test_threshold_experiment_reruns_only_the_refinement(repo: Path) -> None:
     changed = json.loads(_run(repo, "dvc", "metrics", "diff", "--json").stdout)
     assert any(path.startswith("metrics/refine") for path in changed)
     assert not any(path.startswith(("metrics/separation", "metrics/classifier/1")) for path in changed)
-    proc = _run(repo, "dvc", "exp", "run", "-S", "refine.threshold=0.9")
-    assert _ran(proc) == {"validate", "refine@1", "classify@2", "refine@2", "refine@clean"}
-    assert _metrics(repo)["metrics/refine/1.json"]["thresholds"]["bass"] == 0.9
 
 
 def test_noise_rate_change_reruns_from_corrupt_but_not_the_index(repo: Path) -> None:

@@ -7,6 +7,7 @@ Stages run the copy's own code (``PYTHONPATH``), so an edit in a copy is what DV
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -325,12 +326,27 @@ def test_a_new_separator_is_one_module_and_one_params_block(repo: Path) -> None:
     assert all(math.isfinite(v) for v in scores["global_sdr"]["mean"].values())
 
 
-def test_a_killed_training_stage_resumes_under_dvc_repro(repo: Path) -> None:
-    _set_params(repo, separators={"xumx": {"train": {"steps": 60, "checkpoint_every": 1}}})
+def _kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and all its descendants (read from /proc), deepest first; gone ones are skipped."""
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+    for p in reversed(tree):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("nproc", [1, 2])
+def test_a_killed_training_stage_resumes_under_dvc_repro(repo: Path, nproc: int) -> None:
+    _set_params(repo, separators={"xumx": {"train": {"steps": 60, "checkpoint_every": 1}}}, launch={"nproc": nproc})
     checkpoint = repo / "checkpoints" / "train_xumx.pt"
     log = repo / "killed.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "selfrefine.stages.train", "xumx"],
+    proc = subprocess.Popen(  # as dvc.yaml starts it
+        [sys.executable, "-m", "selfrefine.stages.train", "xumx", "--nproc", str(nproc)],
         cwd=repo,
         env=_env(repo),
         stdout=subprocess.DEVNULL,
@@ -339,7 +355,7 @@ def test_a_killed_training_stage_resumes_under_dvc_repro(repo: Path) -> None:
     deadline = time.monotonic() + 120
     while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
+    _kill_tree(proc.pid)  # the launcher and every rank (torchrun starts its ranks in sessions of their own)
     proc.wait()
     assert checkpoint.exists(), f"no checkpoint before the kill:\n{log.read_text()[-2000:]}"
     resumed = _run(repo, "dvc", "repro", "train@xumx")
@@ -348,11 +364,34 @@ def test_a_killed_training_stage_resumes_under_dvc_repro(repo: Path) -> None:
     assert json.loads((repo / "metrics/train/xumx.json").read_text())["val_loss"] > 0
 
 
+def _curve(repo: Path, run: str, metric: str) -> list[float]:
+    rows = (repo / "dvclive" / run / "plots" / "metrics" / f"{metric}.tsv").read_text().splitlines()[1:]
+    return [float(row.split("\t")[-1]) for row in rows]
+
+
+def test_two_torchrun_ranks_train_what_one_process_trains(repo: Path, built: Path) -> None:
+    _set_params(repo, launch={"nproc": 2})
+    proc = _run(repo, "dvc", "repro", "--single-item", "classify@1", "train@demucs", "train@xumx")
+    assert _ran(proc) == {"classify@1", "train@demucs", "train@xumx"}
+    assert "--nproc 2" in proc.stdout
+    for run in ("classify_1", "train_demucs"):  # same global batches; gradients summed in another order
+        for metric in ("train_loss", "val_loss"):
+            assert _curve(repo, run, metric) == pytest.approx(_curve(built, run, metric), rel=1e-4), (run, metric)
+    # X-UMX has BatchNorm: on CPUs each rank normalises its half of the batch (SyncBatchNorm needs a GPU), so
+    # its curve is close to, not equal to, the one-process curve.
+    one, two = _curve(built, "train_xumx", "train_loss"), _curve(repo, "train_xumx", "train_loss")
+    assert len(two) == len(one) and two == pytest.approx(one, rel=0.25)
+    for name in ("classify_1", "train_demucs", "train_xumx"):  # rank 0 alone writes: one record, no stray files
+        assert json.loads((repo / "timings" / f"{name}.json").read_text())["stage"] == name
+    assert not list((repo / "checkpoints").glob("*.pt")), "finished runs leave no checkpoint"
+    assert proc.stdout.count("train-demucs: step 2/2") + proc.stderr.count("train-demucs: step 2/2") == 1
+
+
 def test_compare_queues_runs_keeps_per_song_scores_and_tabulates_intervals(repo: Path) -> None:
     # named pools: the smoke set is so small that a single-class pool can be empty for some seed's split
     _set_params(repo, separate={"pool": "named"})
     _run(repo, "git", "commit", "-qam", "named pools")  # queued experiments see committed files only
-    proc = _run(repo, "selfrefine", "compare", "--labels", "noisy,clean", "--seeds", "2")
+    proc = _run(repo, "selfrefine", "compare", "--labels", "noisy,clean", "--seeds", "2", "--jobs", "2")
     assert proc.stderr.count("compare: queued") == 4
     table = json.loads((repo / "metrics" / "compare.json").read_text())
     for model in ("demucs", "xumx"):

@@ -150,6 +150,9 @@ def compare(
     ] = None,
     seeds: Annotated[int | None, typer.Option(help="training runs per table (default: compare.seeds)")] = None,
     stamp: Annotated[str | None, typer.Option(help="reuse an interrupted comparison's stamp")] = None,
+    jobs: Annotated[
+        int | None, typer.Option(help="experiments run at once by DVC queue workers (default: compare.jobs)")
+    ] = None,
     tabulate: Annotated[
         bool,
         typer.Option(
@@ -171,7 +174,9 @@ def compare(
         tables = [s.strip() for s in labels.split(",") if s.strip()] if labels else p.compare.labels
         if seeds is not None and seeds < 1:
             raise UserError(f"--seeds {seeds}: expected at least 1")
-        comparison.run_comparison(p, tables, seeds or p.compare.seeds, stamp)
+        if jobs is not None and jobs < 1:
+            raise UserError(f"--jobs {jobs}: expected at least 1")
+        comparison.run_comparison(p, tables, seeds or p.compare.seeds, stamp, jobs=jobs)
 
     _face(body)
 

@@ -224,6 +224,7 @@ def run_comparison(
     stamp: str | None = None,
     poll_seconds: float = 15.0,
     params_path: Path = Path("params.yaml"),
+    jobs: int | None = None,
 ) -> dict:
     """Queue, run and keep one experiment per condition and seed, then :func:`tabulate` (see module docstring).
 
@@ -236,8 +237,10 @@ def run_comparison(
             that have not finished. Default: now.
         poll_seconds: how often the queue is checked.
         params_path: the params file the overrides are validated against.
+        jobs: queue workers running experiments at once (default: ``compare.jobs``).
     """
     models = params.separate.models
+    jobs = jobs or params.compare.jobs
     raw = yaml.safe_load(params_path.read_text()) if params_path.is_file() else None
     conditions = [parse_condition(text, params, raw) for text in dict.fromkeys(labels)]
     kept = {m: read_csv(FOLDER / f"{m}.csv") if (FOLDER / f"{m}.csv").is_file() else [] for m in models}
@@ -265,7 +268,7 @@ def run_comparison(
             if status.get((name, seed)) not in ("Queued", "Running"):
                 _dvc("exp", "run", "--queue", *by_name[name].set_args(seed), "--name", exp, *_TARGETS)
                 log.info("compare: queued %s", exp)
-        _dvc("queue", "start", "-j", "1")
+        _dvc("queue", "start", "-j", str(jobs))
         log.info("compare: running %d experiments in the DVC queue (`dvc queue status` shows them)", len(pending))
     misses = 0
     while len(found) < len(names):
@@ -278,7 +281,7 @@ def run_comparison(
                 f" `selfrefine compare --stamp {stamp}` with --labels less that condition collects them"
             )
         if any(word == "Queued" for word in status.values()) and "Running" not in status.values():
-            _dvc("queue", "start", "-j", "1")  # the worker can exit with work left in the queue
+            _dvc("queue", "start", "-j", str(jobs))  # the workers can exit with work left in the queue
         try:
             found = _results(names, models, status)
             misses = 0

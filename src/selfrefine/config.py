@@ -230,6 +230,17 @@ class CompareParams:
     """Training runs per label table: ``separate.seed`` = 0 .. seeds - 1 (the unit of replication)."""
     replicates: int = field(default=10000, metadata=_check(lambda v: v >= 100, ">= 100"))
     """Bootstrap replicates of the hierarchical (runs, then songs) paired bootstrap."""
+    jobs: int = field(default=1, metadata=_positive())
+    """DVC queue workers (``dvc queue start -j``): experiments run at once, each with its own memory and GPU use."""
+
+
+@dataclass(frozen=True)
+class LaunchParams:
+    """How the training stages (``classify``, ``train``) start; dvc.yaml puts it on their command line."""
+
+    nproc: int = field(default=1, metadata=_positive())
+    """Training processes on this machine: 1 is plain python; N > 1 is torchrun with N ranks (DDP; one per GPU,
+    gloo on CPUs). The batch sizes in params are global: each rank trains on its share."""
 
 
 @dataclass(frozen=True)
@@ -246,6 +257,7 @@ class Params:
     separate: SeparateParams = SeparateParams()
     evaluate: EvaluateParams = EvaluateParams()
     compare: CompareParams = CompareParams()
+    launch: LaunchParams = LaunchParams()
     separators: dict[str, SeparatorParams] = field(default_factory=dict)
     """One block per separator (a module of :mod:`selfrefine.models.separators`)."""
 

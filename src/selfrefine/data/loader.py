@@ -41,13 +41,16 @@ class Batches(Protocol):
 
 
 class Direct:
-    """Batches planned and rendered in the training process (``num_workers: 0``)."""
+    """Batches planned and rendered in the training process (``num_workers: 0``).
 
-    def __init__(self, mixer: Mixer, batch_size: int) -> None:
-        self.mixer, self.batch_size = mixer, batch_size
+    ``part`` selects this rank's examples of each planned batch (all of them by default).
+    """
+
+    def __init__(self, mixer: Mixer, batch_size: int, part: slice = slice(None)) -> None:
+        self.mixer, self.batch_size, self.part = mixer, batch_size, part
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.mixer.render(self.mixer.plan(self.batch_size))
+        return self.mixer.render(self.mixer.plan(self.batch_size)[self.part])
 
     def state_dict(self) -> dict:
         return self.mixer.state_dict()
@@ -59,14 +62,14 @@ class Direct:
 class _Plans(Sampler):
     """Endless batch plans, drawn in order in the training process; records the state after each."""
 
-    def __init__(self, mixer: Mixer, batch_size: int, states: collections.deque) -> None:
-        self.mixer, self.batch_size, self.states = mixer, batch_size, states
+    def __init__(self, mixer: Mixer, batch_size: int, part: slice, states: collections.deque) -> None:
+        self.mixer, self.batch_size, self.part, self.states = mixer, batch_size, part, states
 
     def __iter__(self) -> Iterator[Any]:
         while True:
             plan = self.mixer.plan(self.batch_size)
             self.states.append(self.mixer.state_dict())
-            yield plan
+            yield plan[self.part]
 
 
 class _Render(Dataset):
@@ -88,16 +91,25 @@ class Prefetched:
         workers: worker processes (at least 1).
         prefetch: batches each worker renders ahead.
         pin_memory: page-locked batches, for non-blocking copies to a GPU.
+        part: this rank's examples of each planned batch (all of them by default).
     """
 
-    def __init__(self, mixer: Mixer, batch_size: int, workers: int, prefetch: int = 2, pin_memory: bool = False):
+    def __init__(
+        self,
+        mixer: Mixer,
+        batch_size: int,
+        workers: int,
+        prefetch: int = 2,
+        pin_memory: bool = False,
+        part: slice = slice(None),
+    ):
         self.mixer = mixer
         self._consumed = mixer.state_dict()
         self._states: collections.deque = collections.deque()
         loader = DataLoader(
             _Render(mixer),
             batch_size=None,
-            sampler=_Plans(mixer, batch_size, self._states),
+            sampler=_Plans(mixer, batch_size, part, self._states),
             num_workers=workers,
             prefetch_factor=prefetch,
             pin_memory=pin_memory,
@@ -120,8 +132,14 @@ class Prefetched:
         self.mixer.load_state_dict(self._consumed)
 
 
-def batches(mixer: Mixer, batch_size: int, workers: int, pin_memory: bool = False) -> Batches:
-    """The training batches of ``mixer``: rendered in-process (``workers == 0``) or by prefetching workers."""
+def batches(
+    mixer: Mixer, batch_size: int, workers: int, pin_memory: bool = False, part: slice = slice(None)
+) -> Batches:
+    """The training batches of ``mixer``: rendered in-process (``workers == 0``) or by prefetching workers.
+
+    Every rank of a distributed run plans the same global batches of ``batch_size`` and renders only its
+    ``part``: no two ranks draw the same example, and together they draw what one process would.
+    """
     if workers == 0:
-        return Direct(mixer, batch_size)
-    return Prefetched(mixer, batch_size, workers, pin_memory=pin_memory)
+        return Direct(mixer, batch_size, part)
+    return Prefetched(mixer, batch_size, workers, pin_memory=pin_memory, part=part)

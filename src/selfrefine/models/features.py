@@ -6,6 +6,8 @@ import torch
 import torchaudio.transforms as T
 from torch import nn
 
+from selfrefine import distributed
+
 
 class LogMel(nn.Module):
     """Waveform to log-mel spectrogram, channels averaged.
@@ -47,8 +49,11 @@ class GainEQ(nn.Module):
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return wave
-        batch = wave.shape[0]
-        draw = torch.rand(3, batch, 1, 1).to(wave.device)  # drawn on the CPU: the same on every device
+        # Drawn on the CPU for the global batch, this rank keeping its part (distributed.share): the same draws
+        # on every device and for any number of ranks.
+        world = distributed.world_size()
+        draw = torch.rand(3, wave.shape[0] * world, 1, 1)[:, distributed.share(wave.shape[0] * world)]
+        draw = draw.to(wave.device)
         wave = wave * 10 ** ((draw[0] * 2 - 1) * self.gain_db / 20)
         # A 4-tap moving average gives a low-passed copy; mixing it in or subtracting it tilts the spectrum.
         eq = draw[1] < self.eq_probability

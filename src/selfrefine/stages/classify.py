@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from selfrefine import paths, plots
+from selfrefine import distributed, paths, plots
 from selfrefine.config import Params
 from selfrefine.data.audio import samples
 from selfrefine.data.labels import LabelledStem, read_label_table
@@ -48,6 +48,8 @@ def run(params: Params, round_key: str, table: str) -> dict[str, float] | None:
     store = stem_store(params, [s.path for s in stems])
     task = MixTraining(stems, store, kwargs, tp, params.seed, file_digest(paths.label_table(table)) + store.digest())
     model, result = train(task, params.seed, paths.CHECKPOINTS / f"{run_name}.pt", paths.curves(run_name))
+    if not distributed.is_main():
+        return None  # rank 0 writes the outputs
     save_checkpoint(
         out / "model.pt",
         model,
@@ -93,4 +95,5 @@ if __name__ == "__main__":
         run,
         ("round_key", "refinement round (a key of refine.rounds)"),
         ("table", "label table it mix-trains on (refine.rounds[round])"),
+        ranks=True,
     )

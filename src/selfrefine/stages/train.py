@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from selfrefine import paths, plots
+from selfrefine import distributed, paths, plots
 from selfrefine.config import Params
 from selfrefine.data.labels import read_label_table
 from selfrefine.errors import UserError
@@ -19,7 +19,7 @@ from selfrefine.training.separation import SeparatorTraining, model_kwargs
 log = logging.getLogger("selfrefine.stages.train")  # not __name__: run as __main__
 
 
-def run(params: Params, name: str) -> dict[str, float]:
+def run(params: Params, name: str) -> dict[str, float] | None:
     """Train separator ``name``; write its checkpoint, curves and ``metrics/train/<name>.json``."""
     if name not in params.separators:
         raise UserError(f"separators.{name}: no such block in params.yaml; add one (model and train) for '{name}'")
@@ -37,6 +37,8 @@ def run(params: Params, name: str) -> dict[str, float]:
     )
     run_name = f"train_{name}"
     model, result = train(task, seed, paths.CHECKPOINTS / f"{run_name}.pt", paths.curves(run_name))
+    if not distributed.is_main():
+        return None  # rank 0 writes the outputs
     pools = task.pool_sizes()
     save_checkpoint(
         paths.separator_model(name),
@@ -78,4 +80,4 @@ def run(params: Params, name: str) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    main(run, ("name", "separator (a block of separators in params.yaml)"))
+    main(run, ("name", "separator (a block of separators in params.yaml)"), ranks=True)

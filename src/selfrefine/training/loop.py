@@ -25,9 +25,12 @@ from typing import Any, Protocol
 import torch
 from dvclive import Live
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
+from selfrefine import distributed
 from selfrefine.data.loader import Batches, batches
 from selfrefine.devices import device, model_device
+from selfrefine.errors import UserError
 from selfrefine.outputs import atomic_path
 
 log = logging.getLogger(__name__)
@@ -127,21 +130,46 @@ def train(task: Task, seed: int, checkpoint: Path, live_dir: Path) -> tuple[nn.M
     Returns:
         The trained model (on the CPU, in eval mode) and its curve history.
     """
+    distributed.start()
     torch.manual_seed(seed)
     model = task.build()
     run_id = fingerprint(task.identity, task.config.identity(), seed)
-    live = open_live(live_dir)
+    live = open_live(live_dir) if distributed.is_main() else None
     try:
         result = _fit(model, task, checkpoint, run_id, live)
     finally:
-        live.end()
+        if live is not None:
+            live.end()
     return model, result
 
 
-def _fit(model: nn.Module, task: Task, checkpoint: Path, run_id: str, live: Live) -> LoopResult:
+class _Step(nn.Module):
+    """A task's loss as a module, so that DistributedDataParallel sees every forward pass of the model
+    (a loss may call model methods other than ``forward``, as X-UMX's does)."""
+
+    def __init__(self, model: nn.Module, loss: Any) -> None:
+        super().__init__()
+        self.model, self.loss = model, loss
+
+    def forward(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.loss(self.model, inputs, targets)
+
+
+def _fit(model: nn.Module, task: Task, checkpoint: Path, run_id: str, live: Live | None) -> LoopResult:
     """The loop itself; see :func:`train`."""
     config, source = task.config, task.source
+    try:
+        part = distributed.share(config.batch_size)
+    except ValueError as err:
+        raise UserError(f"{task.name}: batch_size {err}; make it a multiple of launch.nproc") from None
     model.to(device())
+    step_fn: nn.Module = _Step(model, task.loss)
+    if distributed.world_size() > 1:
+        if model_device(model).type == "cuda":  # SyncBatchNorm runs on GPUs only; on CPUs each rank keeps its own
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            step_fn = _Step(model, task.loss)
+        dev = model_device(model)
+        step_fn = DistributedDataParallel(step_fn, device_ids=[dev.index] if dev.type == "cuda" else None)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=config.lr, total_steps=config.steps, pct_start=0.05, anneal_strategy="cos"
@@ -162,11 +190,12 @@ def _fit(model: nn.Module, task: Task, checkpoint: Path, run_id: str, live: Live
             result.resumed_from = start_step
             log.info("%s: resuming from step %d (%s)", task.name, start_step, checkpoint)
             for row in result.history:
-                _log_row(live, row)
+                if live is not None:
+                    _log_row(live, row)
         else:
             log.info("%s: checkpoint %s is from another run; starting afresh", task.name, checkpoint)
     dev = model_device(model)
-    stream = batches(source, config.batch_size, config.workers, pin_memory=dev.type == "cuda")
+    stream = batches(source, config.batch_size, config.workers, pin_memory=dev.type == "cuda", part=part)
     began = time.perf_counter()
     running, seen = 0.0, 0
     try:
@@ -174,7 +203,7 @@ def _fit(model: nn.Module, task: Task, checkpoint: Path, run_id: str, live: Live
             model.train()
             inputs, targets = (t.to(dev, non_blocking=True) for t in stream.next())
             with autocast(config.precision, dev.type):
-                loss = task.loss(model, inputs, targets)
+                loss = step_fn(inputs, targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:
@@ -185,10 +214,13 @@ def _fit(model: nn.Module, task: Task, checkpoint: Path, run_id: str, live: Live
             seen += 1
             done = step + 1
             if done % config.eval_every == 0 or done == config.steps:
+                train_loss = distributed.mean(running / seen)  # every rank's share of the global batches
+                running, seen = 0.0, 0
+                if not distributed.is_main():  # rank 0 alone validates (on the whole validation set) and logs
+                    continue
                 model.eval()
                 with torch.no_grad():
-                    row = {"step": done, "train_loss": running / seen, **task.validate(model)}
-                running, seen = 0.0, 0
+                    row = {"step": done, "train_loss": train_loss, **task.validate(model)}
                 result.history.append(row)
                 _log_row(live, row)
                 log.info(
@@ -198,7 +230,7 @@ def _fit(model: nn.Module, task: Task, checkpoint: Path, run_id: str, live: Live
                     config.steps,
                     " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "step"),
                 )
-            if done % config.checkpoint_every == 0 and done < config.steps:
+            if done % config.checkpoint_every == 0 and done < config.steps and distributed.is_main():
                 _save(
                     checkpoint,
                     run_id,
@@ -214,7 +246,8 @@ def _fit(model: nn.Module, task: Task, checkpoint: Path, run_id: str, live: Live
         stream.close()
     model.cpu().eval()
     result.seconds += time.perf_counter() - began
-    checkpoint.unlink(missing_ok=True)
+    if distributed.is_main():
+        checkpoint.unlink(missing_ok=True)
     return result
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from filelock import FileLock
 
 from conftest import ROOT
 
@@ -102,9 +103,24 @@ ALL_STAGES = {
 
 
 @pytest.fixture(scope="session")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A git+DVC copy of the project, smoke profile applied, `dvc repro` run and committed."""
-    repo = tmp_path_factory.mktemp("built")
+def built(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """A git+DVC copy of the project, smoke profile applied, `dvc repro` run and committed.
+
+    Built once per test run: under pytest-xdist the first worker builds it while the others wait (tests
+    only read it or copy it), instead of every worker building its own on the same cores.
+    """
+    if worker_id == "master":  # no xdist
+        return _build(tmp_path_factory.mktemp("built"))
+    shared = tmp_path_factory.getbasetemp().parent  # this run's folder, above every worker's own
+    with FileLock(str(shared / "built.lock")):
+        if not (shared / "built" / ".git" / "first-run").exists():
+            shutil.rmtree(shared / "built", ignore_errors=True)
+            _build(shared / "built")
+    return shared / "built"
+
+
+def _build(repo: Path) -> Path:
+    repo.mkdir(parents=True, exist_ok=True)
     files = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.split()
@@ -210,7 +226,9 @@ def _hashes(repo: Path) -> dict[tuple[str, str], str]:
 
 
 def test_the_same_seed_gives_the_same_run_and_another_seed_other_weights(repo: Path, built: Path) -> None:
-    assert _ran(_run(repo, "dvc", "repro", "--force")) == ALL_STAGES
+    # every stage with randomness in it (the data stages are checked by their own seeded unit tests)
+    seeded = {"classify@1", "refine@1", "classify@2", "train@demucs", "train@xumx", "evaluate@xumx"}
+    assert _ran(_run(repo, "dvc", "repro", "--force", "--single-item", *sorted(seeded))) == seeded
     assert _metrics(repo) == _metrics(built)
     ours, theirs = _hashes(repo), _hashes(built)
     assert ours.keys() == theirs.keys() and len(ours) > 30
@@ -340,7 +358,7 @@ def _kill_tree(pid: int) -> None:
             os.kill(p, signal.SIGKILL)
 
 
-@pytest.mark.parametrize("nproc", [1, 2])
+@pytest.mark.parametrize("nproc", [2])  # one process: tests/test_training.py kills and resumes the same loop
 def test_a_killed_training_stage_resumes_under_dvc_repro(repo: Path, nproc: int) -> None:
     _set_params(repo, separators={"xumx": {"train": {"steps": 60, "checkpoint_every": 1}}}, launch={"nproc": nproc})
     checkpoint = repo / "checkpoints" / "train_xumx.pt"
@@ -388,24 +406,26 @@ def test_two_torchrun_ranks_train_what_one_process_trains(repo: Path, built: Pat
 
 
 def test_compare_queues_runs_keeps_per_song_scores_and_tabulates_intervals(repo: Path) -> None:
-    # named pools: the smoke set is so small that a single-class pool can be empty for some seed's split
-    _set_params(repo, separate={"pool": "named"})
+    # named pools: the smoke set is so small that a single-class pool can be empty for some seed's split;
+    # one separator (X-UMX) keeps the test short: the tables are per model, whatever the model
+    _set_params(repo, separate={"pool": "named", "models": ["xumx"]})
     _run(repo, "git", "commit", "-qam", "named pools")  # queued experiments see committed files only
     proc = _run(repo, "selfrefine", "compare", "--labels", "noisy,clean", "--seeds", "2", "--jobs", "2")
     assert proc.stderr.count("compare: queued") == 4
     table = json.loads((repo / "metrics" / "compare.json").read_text())
-    for model in ("demucs", "xumx"):
+    assert list(table["models"]) == ["xumx"]
+    for model in ("xumx",):
         entry = table["models"][model]
         assert entry["seeds"] == [0, 1] and entry["songs"] == 3
         assert entry["noisy"]["ci_low"] <= entry["noisy"]["mean"] <= entry["noisy"]["ci_high"]
         assert math.isfinite(entry["clean_minus_noisy"]["mean"])
         rows = (repo / "metrics" / "compare" / f"{model}.csv").read_text().splitlines()
         assert len(rows) == 1 + 2 * 2 * 3 * 4  # tables x seeds x songs x sources
-    runs = table["models"]["demucs"]["runs"]["noisy"]
+    runs = table["models"]["xumx"]["runs"]["noisy"]
     assert runs[0] != runs[1], "the two seeds are two different training runs"
     assert "| xumx | clean | **" in (repo / "metrics" / "compare.md").read_text()
     readme = (repo / "README.md").read_text()
-    assert "| demucs | noisy | **" in readme.split("<!-- results:start -->")[1].split("<!-- results:end -->")[0]
+    assert "| xumx | noisy | **" in readme.split("<!-- results:start -->")[1].split("<!-- results:end -->")[0]
     assert (repo / "plots" / "compare.png").stat().st_size > 1000
     before = (repo / "metrics" / "compare.json").read_text()
     (repo / "metrics" / "compare.json").unlink()

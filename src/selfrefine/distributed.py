@@ -37,9 +37,16 @@ def start() -> None:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
 
 
-def stop() -> None:
-    """Leave the process group, if any."""
+def stop(wait: bool = True) -> None:
+    """Leave the process group, if any.
+
+    Args:
+        wait: first wait for every rank to get here (rank 0 after writing the outputs), so that no rank
+            tears the group down under another; False after an error, when the others may never arrive.
+    """
     if dist.is_initialized():
+        if wait:
+            dist.barrier()
         dist.destroy_process_group()
 
 

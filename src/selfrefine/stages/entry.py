@@ -33,10 +33,13 @@ def run_stage(stage: str, body: Body, params_path: str | Path, *args: str) -> in
     try:
         details = body(load_params(params_path), *args) or {}
     except UserError as err:
+        distributed.stop(wait=False)
         print(f"error: {err}", file=sys.stderr)
         return 1
-    finally:
-        distributed.stop()
+    except BaseException:
+        distributed.stop(wait=False)
+        raise
+    distributed.stop()
     seconds = time.perf_counter() - began
     if not distributed.is_main():
         return 0

@@ -54,3 +54,26 @@ def test_mix_training_never_mixes_its_validation_songs(tmp_path) -> None:
     for _ in range(200):
         mixed |= {stems[i].song for i, _, _ in task.source.plan_example()}
     assert mixed and not mixed & {stems[i].song for i in val_idx}
+
+
+def test_a_fold_ensemble_checkpoint_rebuilds_its_members_and_averages_their_logits(tmp_path) -> None:
+    import pytest
+
+    from selfrefine.models.checkpoints import load_checkpoint, save_checkpoint
+    from selfrefine.models.classifier import FoldEnsemble
+    from selfrefine.models.registry import ModelError, build
+
+    kwargs = {"sample_rate": 8000, "n_mels": 32, "n_fft": 256, "hop_length": 128}
+    torch.manual_seed(0)
+    ensemble = FoldEnsemble(3, **kwargs).eval()
+    save_checkpoint(tmp_path / "model.pt", ensemble, "classifier", {"folds": 3, **kwargs}, fold_songs=[["a"], ["b"], ["c"]])
+    loaded, package = load_checkpoint(tmp_path / "model.pt")
+    assert type(loaded) is FoldEnsemble and len(loaded.members) == 3
+    waves = torch.randn(2, 1, 8000)
+    with torch.no_grad():
+        members = torch.stack([m(waves) for m in loaded.members])
+        assert torch.allclose(loaded(waves), members.mean(0), atol=1e-6)
+        assert torch.allclose(loaded(waves), ensemble(waves), atol=1e-6)
+        assert not torch.allclose(members[0], members[1])  # independently initialised members
+    with pytest.raises(ModelError, match="class Nope is not InstrumentClassifier"):
+        build("classifier", kwargs, "Nope")

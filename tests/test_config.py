@@ -58,6 +58,7 @@ def test_params_yaml_and_every_profile_validate() -> None:
         ({"noise": {"kinds": {"swap": 0, "merge": 0}}}, "noise.kinds: all weights are 0"),
         ({"data": {"truth": False}}, "noise.rate: must be 0 when data.truth is false"),
         ({"sed": 1}, "sed: unknown key; did you mean 'seed'?"),
+        ({"refine": {"folds": 0}}, "refine.folds: 0 is out of range; expected an integer 1..20"),
     ],
 )
 def test_bad_params_give_one_line_errors(override: dict, message: str) -> None:

@@ -153,3 +153,16 @@ def test_stem_store_crops_avoid_silence(tmp_path: Path) -> None:
     assert store.crop(1, 2 * RATE, rng).shape == (1, 2 * RATE)
     windows = store.windows(0, RATE // 2, RATE // 2)
     assert windows.shape == (2, 1, RATE // 2)
+
+
+def test_song_folds_partition_the_songs_evenly_and_reproducibly() -> None:
+    from selfrefine.data.labels import LabelledStem, song_folds
+    from selfrefine.errors import UserError
+
+    stems = [LabelledStem(f"s{i:02d}", c, f"{i}/{c}.wav", frozenset({c})) for i in range(10) for c in ("bass", "drums")]
+    folds = song_folds(stems, 3, seed=0)
+    assert sorted(song for fold in folds for song in fold) == sorted({s.song for s in stems})
+    assert sorted(len(f) for f in folds) == [3, 3, 4]
+    assert folds == song_folds(stems, 3, seed=0) and folds != song_folds(stems, 3, seed=1)
+    with pytest.raises(UserError, match="refine.folds 11: only 10 songs"):
+        song_folds(stems, 11, seed=0)

@@ -214,6 +214,47 @@ def test_a_third_round_runs_with_no_code_change(repo: Path) -> None:
     assert (repo / "data/labels/refined_3.csv").is_file()
 
 
+def test_out_of_fold_refinement_gives_each_song_to_the_member_that_never_trained_on_it(repo: Path) -> None:
+    from selfrefine import CLASSES
+    from selfrefine.data.audio import decode, samples
+    from selfrefine.data.labels import read_label_table
+    from selfrefine.models.checkpoints import load_checkpoint
+    from selfrefine.outputs import read_csv
+    from selfrefine.refine import audio_probabilities
+
+    proc = _run(repo, "dvc", "exp", "run", "-S", "refine.folds=3", "refine@1")
+    assert _ran(proc) == {"classify@1", "refine@1"}  # a target runs what it depends on, not validate
+    metrics = _metrics(repo)
+    assert metrics["metrics/refine/1.json"]["folds"] == metrics["metrics/classifier/1.json"]["folds"] == 3
+    assert len(metrics["metrics/classifier/1.json"]["validation_noisy_mixtures_per_fold"]) == 3
+    model, package = load_checkpoint(repo / "models/classifier/1/model.pt")
+    assert package["class"] == "FoldEnsemble" and len(model.members) == 3
+    folds = package["provenance"]["fold_songs"]
+    songs = sorted({s.song for s in read_label_table(repo / "data/labels/noisy.csv")})
+    assert sorted(song for fold in folds for song in fold) == songs  # a partition of the songs
+    rows = {(s.song, s.stem): s for s in read_label_table(repo / "data/labels/refined_1.csv")}
+    table = {(r["song"], r["stem"]): r for r in read_csv(repo / "data/labels/refined_1.csv")}
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    sr = params["audio"]["sample_rate"]
+    crop, hop = samples(package["provenance"]["crop_seconds"], sr), samples(params["refine"]["hop_seconds"], sr)
+    checked = 0
+    for j, fold in enumerate(folds):
+        for (song, stem), labelled in rows.items():
+            if song not in fold or checked > 6:
+                continue
+            audio, _ = decode(repo / labelled.path)
+            per_member = [
+                audio_probabilities(m, audio, crop, hop, "mean", params["data"]["silence_db"], sr) for m in model.members
+            ]
+            if not per_member[j].any():
+                continue  # a silent stem: all zeros from every member
+            stored = np.array([float(table[(song, stem)][f"p_{c}"]) for c in CLASSES])
+            assert np.allclose(stored, per_member[j], atol=1e-4), f"{song}/{stem}: not relabelled by member {j}"
+            assert not np.allclose(stored, per_member[(j + 1) % 3], atol=1e-4)
+            checked += 1
+    assert checked >= 3
+
+
 def _hashes(repo: Path) -> dict[tuple[str, str], str]:
     """Every stage output's hash in dvc.lock, but the wall-time records and the dvclive logs (timestamped)."""
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]

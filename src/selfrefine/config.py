@@ -149,6 +149,10 @@ class RefineParams:
     )
     aggregate: str = field(default="mean", metadata=_one_of("mean", "max"))
     hop_seconds: float = field(default=1.0, metadata=_positive())
+    folds: int = field(default=1, metadata=_check(lambda v: isinstance(v, int) and 1 <= v <= 20, "an integer 1..20"))
+    """Out-of-fold refinement: the songs are split into ``folds`` folds, one classifier is mix-trained per
+    fold on the other folds' songs and relabels only its own fold's. 1: one classifier relabels the stems
+    it was trained on (the paper). Every round uses it; the classify stage trains ``folds`` classifiers."""
     rounds: dict[str, str] = field(default_factory=lambda: {"1": "noisy", "2": "refined_1", "clean": "clean"})
     """Round -> the label table its classifier is mix-trained on (``noisy``, ``clean`` or an earlier
     round's ``refined_<round>``); round ``r`` writes ``refined_<r>``. Drives the ``classify@r`` and

@@ -87,3 +87,16 @@ def split_songs(
             "use more songs or another fraction"
         )
     return train, val
+
+
+def song_folds(stems: list[LabelledStem], folds: int, seed: int) -> list[list[str]]:
+    """The stems' songs dealt into ``folds`` folds of near-equal size (a seeded permutation), each sorted.
+
+    Raises:
+        UserError: fewer songs than folds (``refine.folds`` must be lowered).
+    """
+    songs = sorted({s.song for s in stems})
+    if len(songs) < folds:
+        raise UserError(f"refine.folds {folds}: only {len(songs)} songs to split; use at most {len(songs)} folds")
+    order = np.random.default_rng(seed).permutation(songs).tolist()
+    return [sorted(order[j::folds]) for j in range(folds)]

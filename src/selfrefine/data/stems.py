@@ -15,6 +15,7 @@ Peak memory is a few stems' worth, whatever the number of stems (measured by
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -95,6 +96,11 @@ def _file_limit() -> int:
     return 1024 if soft == resource.RLIM_INFINITY else max(8, min(1024, soft // 4))
 
 
+def _open(info: StemInfo):
+    """An open file of a stem: its cached raw float32 copy (resampled stems) or the audio file itself."""
+    return open(info.raw, "rb") if info.raw else sf.SoundFile(info.path)
+
+
 class StemStore:
     """Training stems at the working rate and channel count, read on demand.
 
@@ -163,6 +169,13 @@ class StemStore:
         """A digest of every stem's content (so a resumed training run provably saw the same stems)."""
         return hashlib.sha256(" ".join(s.key for s in self.stems).encode()).hexdigest()[:16]
 
+    def subset(self, indices: Sequence[int]) -> StemStore:
+        """A store of stems ``indices`` of this one (same cache, settings and stem metadata; no files open)."""
+        part = copy.copy(self)
+        part.stems = [self.stems[i] for i in indices]
+        part._files, part._pid = OrderedDict(), os.getpid()
+        return part
+
     def frames(self, i: int) -> int:
         """Length of stem ``i`` in samples at the working rate."""
         return self.stems[i].frames
@@ -178,8 +191,7 @@ class StemStore:
             self._files, self._pid = OrderedDict(), os.getpid()
         f = self._files.pop(i, None)
         if f is None:
-            info = self.stems[i]
-            f = open(info.raw, "rb") if info.raw else sf.SoundFile(info.path)  # noqa: SIM115 (kept open in the LRU)
+            f = _open(self.stems[i])
             while len(self._files) >= self._open_files:
                 self._files.popitem(last=False)[1].close()
         self._files[i] = f
@@ -192,7 +204,7 @@ class StemStore:
         """
         info = self.stems[i]
         if start == 0 and stop is None:
-            with open(info.raw, "rb") if info.raw else sf.SoundFile(info.path) as f:
+            with _open(info) as f:
                 return self._read(f, info, 0, info.frames)
         stop = info.frames if stop is None else min(stop, info.frames)
         return self._read(self._file(i), info, start, stop)

@@ -43,6 +43,6 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     path = Path(path)
     require(path)
     package = torch.load(path, map_location="cpu", weights_only=False)
-    model = build(package["model"], package["kwargs"])
+    model = build(package["model"], package["kwargs"], package.get("class"))
     model.load_state_dict(package.pop("state"))
     return model.eval(), package

@@ -44,6 +44,25 @@ class InstrumentClassifier(nn.Module):
         return self.backbone(self.features(wave))
 
 
+class FoldEnsemble(nn.Module):
+    """The ``folds`` classifiers of out-of-fold refinement (``refine.folds``): member ``j`` was mix-trained
+    on every song but those of fold ``j``, which it alone relabels. As one model it averages the members'
+    logits (what the round's classifier is scored with on clean mixtures and what ``audit`` uses).
+
+    Args:
+        folds: number of members (>= 2).
+        **kwargs: :class:`InstrumentClassifier` kwargs, the same for every member.
+    """
+
+    def __init__(self, folds: int = 2, **kwargs) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(InstrumentClassifier(**kwargs) for _ in range(folds))
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """``(batch, channels, time)`` -> ``(batch, 4)``: the members' mean logits."""
+        return torch.stack([m(wave) for m in self.members]).mean(dim=0)
+
+
 @torch.no_grad()
 def predict(model: nn.Module, waves: torch.Tensor, batch_size: int = 64) -> np.ndarray:
     """``(n, channels, time)`` -> ``(n, 4)`` probabilities, batched on the model's device."""
@@ -54,3 +73,5 @@ def predict(model: nn.Module, waves: torch.Tensor, batch_size: int = 64) -> np.n
 
 
 MODEL = InstrumentClassifier
+VARIANTS = (FoldEnsemble,)
+"""Other classes a classifier checkpoint may hold (its ``class`` field)."""

@@ -97,13 +97,22 @@ def loss(name: str, choice: str) -> Callable[..., Any]:
     return losses[choice]
 
 
-def build(name: str, kwargs: Mapping[str, Any]) -> Any:
+def build(name: str, kwargs: Mapping[str, Any], cls_name: str | None = None) -> Any:
     """Instantiate model ``name`` with ``kwargs`` (seed the RNG first: this draws the initial weights).
+
+    ``cls_name`` (a checkpoint's ``class``) picks one of the module's ``VARIANTS`` instead of ``MODEL``
+    (the classifier's :class:`~selfrefine.models.classifier.FoldEnsemble`).
 
     Raises:
         ModelError: the constructor rejects a value (one line naming the model and the reason).
     """
-    cls = module(name).MODEL
+    mod = module(name)
+    cls = mod.MODEL
+    if cls_name not in (None, cls.__name__):
+        variants = {v.__name__: v for v in getattr(mod, "VARIANTS", ())}
+        if cls_name not in variants:
+            raise ModelError(f"{name}: class {cls_name} is not {cls.__name__} or one of its variants")
+        cls = variants[cls_name]
     try:
         return cls(**kwargs)
     except (TypeError, ValueError, RuntimeError, AssertionError) as err:

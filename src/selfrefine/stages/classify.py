@@ -1,16 +1,24 @@
-"""Stage ``classify@<round>``: mix-train a refinement round's classifier and score it on clean test mixtures."""
+"""Stage ``classify@<round>``: mix-train a refinement round's classifier and score it on clean test mixtures.
+
+With ``refine.folds`` k > 1 it mix-trains k classifiers, one per fold of songs held out, saved together as a
+:class:`~selfrefine.models.classifier.FoldEnsemble` (the refine stage gives each fold to the member that
+never trained on it).
+"""
 
 from __future__ import annotations
 
 import logging
 
+import numpy as np
+
 from selfrefine import distributed, paths, plots
 from selfrefine.config import Params
 from selfrefine.data.audio import samples
-from selfrefine.data.labels import LabelledStem, read_label_table
+from selfrefine.data.labels import LabelledStem, read_label_table, song_folds
 from selfrefine.data.mixing import LabelMixer
 from selfrefine.devices import device
 from selfrefine.models.checkpoints import save_checkpoint
+from selfrefine.models.classifier import FoldEnsemble
 from selfrefine.models.registry import check_block
 from selfrefine.outputs import file_digest, write_json, write_npz
 from selfrefine.stages.common import index_rows, skip, stem_store
@@ -46,39 +54,79 @@ def run(params: Params, round_key: str, table: str) -> dict[str, float] | None:
     tp = params.classifier.train
     kwargs = {**params.classifier.model, "sample_rate": params.audio.sample_rate}
     store = stem_store(params, [s.path for s in stems])
-    task = MixTraining(stems, store, kwargs, tp, params.seed, file_digest(paths.label_table(table)) + store.digest())
-    model, result = train(task, params.seed, paths.CHECKPOINTS / f"{run_name}.pt", paths.curves(run_name))
+    digest = file_digest(paths.label_table(table)) + store.digest()
+    folds = params.refine.folds
+    if folds == 1:  # the paper: one classifier, trained on every song, relabels them all
+        task = MixTraining(stems, store, kwargs, tp, params.seed, digest)
+        model, result = train(task, params.seed, paths.CHECKPOINTS / f"{run_name}.pt", paths.curves(run_name))
+        tasks, histories, fold_songs, saved_kwargs = [task], [result.history], None, kwargs
+        seconds = result.seconds
+    else:  # out-of-fold: member j never sees fold j's songs, which it alone relabels (refine stage)
+        fold_songs = song_folds(stems, folds, params.seed)
+        model = FoldEnsemble(folds, **kwargs)
+        tasks, histories, seconds = [], [], 0.0
+        for j, held_out in enumerate(fold_songs):
+            log.info("classify@%s: fold %d/%d (%d songs held out)", round_key, j + 1, folds, len(held_out))
+            keep = [i for i, s in enumerate(stems) if s.song not in set(held_out)]
+            seed = params.seed + 1000 * j
+            part = store.subset(keep)
+            task = MixTraining([stems[i] for i in keep], part, kwargs, tp, seed, f"{digest}:{folds}:{part.digest()}")
+            member, result = train(
+                task,
+                seed,
+                paths.CHECKPOINTS / f"{run_name}_fold{j}.pt",
+                paths.curves(run_name) / f"fold_{j}",
+            )
+            model.members[j].load_state_dict(member.state_dict())
+            tasks.append(task)
+            histories.append(result.history)
+            seconds += result.seconds
+        saved_kwargs = {"folds": folds, **kwargs}
     if not distributed.is_main():
         return None  # rank 0 writes the outputs
+    model.eval()
     save_checkpoint(
         out / "model.pt",
         model,
         "classifier",
-        kwargs,
+        saved_kwargs,
         crop_seconds=tp.crop_seconds,
         trained_on=table,
         steps=tp.steps,
-        history=result.history,
+        history=histories[0] if folds == 1 else histories,
+        fold_songs=fold_songs,
     )
-    model.to(device())  # scoring runs on the accelerator when there is one
-    write_npz(out / "validation.npz", probs=predict_mixtures(model, task.val), targets=task.val.targets)
-    plots.training_curves(
-        paths.training_plot(run_name), result.history, f"classifier, round {round_key} (trained on {table} labels)"
-    )
+    # each member's predictions on its own (noisy, held-out-song) validation mixtures, pooled
+    members = [model] if folds == 1 else [m.to(device()) for m in model.members]
+    val_probs, val_targets = [], []
+    for member, task in zip(members, tasks, strict=True):
+        member.to(device())  # scoring runs on the accelerator when there is one
+        val_probs.append(predict_mixtures(member, task.val))
+        val_targets.append(task.val.targets)
+    write_npz(out / "validation.npz", probs=np.concatenate(val_probs), targets=np.concatenate(val_targets))
+    title = f"classifier, round {round_key} (trained on {table} labels)"
+    for j, history in enumerate(histories):
+        name = "curves.png" if folds == 1 else f"curves_fold{j}.png"
+        fold = "" if folds == 1 else f", fold {j} held out"
+        plots.training_curves(paths.training_plot(run_name).with_name(name), history, title + fold)
+    model.to(device())
     test = score_on_mixtures(model, FixedMixtures(_clean_test_mixer(params), tp.test_mixtures))
-    last = result.history[-1]
+    lasts = [{k: v for k, v in h[-1].items() if k != "step"} for h in histories]
+    validation = lasts[0] if folds == 1 else {k: float(np.mean([x[k] for x in lasts])) for k in lasts[0]}
     write_json(
         metrics,
         {
             "trained_on": table,
+            "folds": folds,
             "test_clean_mixtures": test,
-            "validation_noisy_mixtures": {k: v for k, v in last.items() if k != "step"},
+            "validation_noisy_mixtures": validation,
+            **({} if folds == 1 else {"validation_noisy_mixtures_per_fold": lasts}),
         },
     )
     log.info(
         "classify@%s: clean test exact-match %.3f, macro F1 %.3f", round_key, test["exact_match"], test["macro_f1"]
     )
-    return {"train": result.seconds}
+    return {"train": seconds}
 
 
 def _clean_test_mixer(params: Params) -> LabelMixer:

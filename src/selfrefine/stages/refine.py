@@ -11,6 +11,7 @@ from selfrefine.config import Params
 from selfrefine.data.audio import samples
 from selfrefine.data.labels import parse_labels, read_label_table, write_label_table
 from selfrefine.devices import device
+from selfrefine.errors import UserError
 from selfrefine.models.checkpoints import load_checkpoint
 from selfrefine.outputs import read_csv, write_json
 from selfrefine.refine import class_thresholds, refinement_scores, relabel, stem_probabilities, table_extras
@@ -46,13 +47,30 @@ def run(params: Params, round_key: str, table: str) -> None:
     thresholds = class_thresholds(rp.threshold, validation["targets"], validation["probs"])
     sr = params.audio.sample_rate
     store = stem_store(params, [s.path for s in stems])
-    probs = stem_probabilities(
-        model, store, samples(package["provenance"]["crop_seconds"], sr), samples(rp.hop_seconds, sr), rp.aggregate
-    )
+    crop, hop = samples(package["provenance"]["crop_seconds"], sr), samples(rp.hop_seconds, sr)
+    fold_songs = package["provenance"].get("fold_songs")
+    if fold_songs is None:  # one classifier relabels every stem it was trained on
+        probs = stem_probabilities(model, store, crop, hop, rp.aggregate)
+    else:  # out of fold: each fold's stems by the member that never trained on them
+        unseen = sorted({s.song for s in stems} - {song for songs in fold_songs for song in songs})
+        if unseen:
+            raise UserError(
+                f"{folder / 'model.pt'}: trained with folds that do not hold song '{unseen[0]}' of '{table}'; "
+                f"re-run the classify stage (dvc repro classify@{round_key})"
+            )
+        probs = np.zeros((len(stems), len(CLASSES)), dtype=np.float32)
+        for j, songs in enumerate(fold_songs):
+            ids = [i for i, s in enumerate(stems) if s.song in set(songs)]
+            log.info("refine@%s: fold %d/%d, %d stems", round_key, j + 1, len(fold_songs), len(ids))
+            probs[ids] = stem_probabilities(model.members[j], store.subset(ids), crop, hop, rp.aggregate)
     refined = relabel(stems, probs, thresholds)
     extras = table_extras(stems, refined, probs)
     write_label_table(out, refined, extras)
-    summary = {"thresholds": dict(zip(CLASSES, map(float, thresholds))), "changed": sum(e["changed"] for e in extras)}
+    summary = {
+        "folds": 1 if fold_songs is None else len(fold_songs),
+        "thresholds": dict(zip(CLASSES, map(float, thresholds))),
+        "changed": sum(e["changed"] for e in extras),
+    }
     known = {(r["song"], r["stem"]): r for r in read_csv(paths.TRUTH)}
     rows = [known[(s.song, s.stem)] for s in stems]
     if all(r["truth"] != "?" for r in rows):

@@ -66,7 +66,9 @@ def test_a_fold_ensemble_checkpoint_rebuilds_its_members_and_averages_their_logi
     kwargs = {"sample_rate": 8000, "n_mels": 32, "n_fft": 256, "hop_length": 128}
     torch.manual_seed(0)
     ensemble = FoldEnsemble(3, **kwargs).eval()
-    save_checkpoint(tmp_path / "model.pt", ensemble, "classifier", {"folds": 3, **kwargs}, fold_songs=[["a"], ["b"], ["c"]])
+    save_checkpoint(
+        tmp_path / "model.pt", ensemble, "classifier", {"folds": 3, **kwargs}, fold_songs=[["a"], ["b"], ["c"]]
+    )
     loaded, package = load_checkpoint(tmp_path / "model.pt")
     assert type(loaded) is FoldEnsemble and len(loaded.members) == 3
     waves = torch.randn(2, 1, 8000)

@@ -244,7 +244,8 @@ def test_out_of_fold_refinement_gives_each_song_to_the_member_that_never_trained
                 continue
             audio, _ = decode(repo / labelled.path)
             per_member = [
-                audio_probabilities(m, audio, crop, hop, "mean", params["data"]["silence_db"], sr) for m in model.members
+                audio_probabilities(m, audio, crop, hop, "mean", params["data"]["silence_db"], sr)
+                for m in model.members
             ]
             if not per_member[j].any():
                 continue  # a silent stem: all zeros from every member
@@ -421,6 +422,30 @@ def test_a_killed_training_stage_resumes_under_dvc_repro(repo: Path, nproc: int)
     assert re.search(r"train-xumx: resuming from step [1-9]", resumed.stdout + resumed.stderr)
     assert not checkpoint.exists()
     assert json.loads((repo / "metrics/train/xumx.json").read_text())["val_loss"] > 0
+
+
+def test_a_classify_stage_killed_in_its_second_fold_keeps_the_first(repo: Path) -> None:
+    _set_params(repo, refine={"folds": 2}, classifier={"train": {"steps": 40, "eval_every": 20}})
+    done = repo / "checkpoints" / "classify_1_fold0.done.pt"
+    log = repo / "killed.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "selfrefine.stages.classify", "1", "noisy"],
+        cwd=repo,
+        env=_env(repo),
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+    )
+    deadline = time.monotonic() + 120
+    while not done.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    _kill_tree(proc.pid)
+    proc.wait()
+    assert done.exists(), f"fold 0 not finished before the kill:\n{log.read_text()[-2000:]}"
+    resumed = _run(repo, "dvc", "repro", "classify@1")
+    assert "fold 0 was finished by an interrupted run; reloaded" in resumed.stdout + resumed.stderr
+    assert (resumed.stdout + resumed.stderr).count("mix-train: step 40/40") == 1, "fold 1 alone is trained"
+    assert not list((repo / "checkpoints").glob("classify_1_fold*"))
+    assert len(_curve(repo, "classify_1/fold_0", "val_loss")) == len(_curve(repo, "classify_1/fold_1", "val_loss")) == 2
 
 
 def _curve(repo: Path, run: str, metric: str) -> list[float]:

@@ -49,6 +49,31 @@ def test_one_step_decreases_each_loss(name: str, choice: str) -> None:
         assert float(loss_fn(model, mix, sources)) < before
 
 
+@pytest.mark.parametrize(("name", "choice"), LOSS_CHOICES)
+def test_each_loss_per_example_and_source_averages_to_the_scalar_loss(name: str, choice: str) -> None:
+    torch.manual_seed(0)
+    model = build(name, model_kwargs(TINY[name], 8000, 1, 1.0)).eval()
+    sources = torch.randn(3, 4, 1, 8000) * torch.tensor([0.5, 0.2, 0.1, 0.05])[None, :, None, None]
+    mix = sources.sum(dim=1)
+    loss_fn = loss(name, choice)
+    with torch.no_grad():
+        per = loss_fn(model, mix, sources, reduce=False)
+        assert per.shape == ((3, 1) if choice == "multidomain" else (3, 4))
+        assert float(per.mean()) == pytest.approx(float(loss_fn(model, mix, sources)), rel=1e-5)
+        assert not torch.allclose(per[0], per[1])  # examples are scored apart
+
+
+def test_truncated_mean_leaves_out_the_largest_losses_from_the_gradient() -> None:
+    from selfrefine.training.separation import truncated_mean
+
+    losses = torch.tensor([[1.0, 2.0], [3.0, 100.0]], requires_grad=True)
+    value = truncated_mean(losses, 0.7)  # the 0.7 quantile of (1, 2, 3, 100) is 3.0 + 0.1 * 97 = 12.7
+    assert float(value) == pytest.approx(2.0)
+    value.backward()
+    assert torch.allclose(losses.grad, torch.tensor([[1 / 3, 1 / 3], [1 / 3, 0.0]]))
+    assert float(truncated_mean(torch.tensor([[5.0, 5.0]]), 0.1)) == 5.0  # ties at the quantile all stay
+
+
 def test_an_unknown_loss_is_one_line_naming_the_choices() -> None:
     with pytest.raises(
         ValueError, match=r"^separators.demucs.train.loss: 'multidomain' is not a loss of demucs; use one of l1, mse$"

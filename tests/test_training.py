@@ -113,6 +113,22 @@ def test_killed_run_resumes_from_its_checkpoint_and_matches_an_uninterrupted_one
     assert not (tmp_path / "cut.pt").exists(), "a finished run leaves no checkpoint to resume"
 
 
+def test_a_task_is_told_each_step_before_its_loss_resumed_runs_included(tmp_path: Path) -> None:
+    class Stepped(TinyTask):
+        def begin_step(self, step: int) -> None:
+            self.steps.append(step)
+
+    first = Stepped(fail_at=7)
+    first.steps = []
+    with pytest.raises(KeyboardInterrupt):
+        _train(tmp_path, "s", first)
+    assert first.steps == list(range(7))
+    resumed = Stepped()
+    resumed.steps = []
+    _train(tmp_path, "s", resumed)
+    assert resumed.steps == list(range(4, 12))  # from the checkpoint at step 4, as the schedule must
+
+
 @pytest.mark.parametrize(("identity", "seed"), [("other params", 0), ("a", 1)])
 def test_a_checkpoint_of_another_run_is_not_resumed(tmp_path: Path, identity: str, seed: int) -> None:
     with pytest.raises(KeyboardInterrupt):

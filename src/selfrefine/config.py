@@ -193,6 +193,14 @@ class SeparatorTrainParams:
     lr: float = field(default=3e-3, metadata=_positive())
     loss: str = "l1"
     """A key of the separator module's ``LOSSES`` (checked by the training stage)."""
+    truncate_quantile: float | None = field(
+        default=None, metadata=_check(lambda v: v is None or 0 < v < 1, "in (0, 1) or null")
+    )
+    """Noise-robust loss truncation: each step, the per-example, per-source losses above this quantile of
+    the batch's are left out of the gradient (loss masking as in the SDX'23 label-noise entries); ``None``:
+    the plain mean."""
+    truncate_after: float = field(default=0.0, metadata=_check(lambda v: 0 <= v < 1, "in [0, 1)"))
+    """Share of the steps trained on the plain mean before truncation starts (a warm-up schedule)."""
     segment_seconds: float = field(default=3.0, metadata=_positive())
     gain_db: float = field(default=3.0, metadata=_non_negative())
     shift_seconds: float = field(default=0.5, metadata=_non_negative())

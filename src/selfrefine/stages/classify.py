@@ -8,8 +8,11 @@ never trained on it).
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
+import torch
+from torch import nn
 
 from selfrefine import distributed, paths, plots
 from selfrefine.config import Params
@@ -20,10 +23,10 @@ from selfrefine.devices import device
 from selfrefine.models.checkpoints import save_checkpoint
 from selfrefine.models.classifier import FoldEnsemble
 from selfrefine.models.registry import check_block
-from selfrefine.outputs import file_digest, write_json, write_npz
+from selfrefine.outputs import atomic_path, file_digest, write_json, write_npz
 from selfrefine.stages.common import index_rows, skip, stem_store
 from selfrefine.stages.entry import main
-from selfrefine.training.loop import train
+from selfrefine.training.loop import fingerprint, log_history, train
 from selfrefine.training.mixtrain import FixedMixtures, MixTraining, predict_mixtures, score_on_mixtures
 
 log = logging.getLogger("selfrefine.stages.classify")  # not __name__: run as __main__
@@ -71,16 +74,11 @@ def run(params: Params, round_key: str, table: str) -> dict[str, float] | None:
             seed = params.seed + 1000 * j
             part = store.subset(keep)
             task = MixTraining([stems[i] for i in keep], part, kwargs, tp, seed, f"{digest}:{folds}:{part.digest()}")
-            member, result = train(
-                task,
-                seed,
-                paths.CHECKPOINTS / f"{run_name}_fold{j}.pt",
-                paths.curves(run_name) / f"fold_{j}",
-            )
+            member, history, took = _fold_member(task, seed, run_name, j)
             model.members[j].load_state_dict(member.state_dict())
             tasks.append(task)
-            histories.append(result.history)
-            seconds += result.seconds
+            histories.append(history)
+            seconds += took
         saved_kwargs = {"folds": folds, **kwargs}
     if not distributed.is_main():
         return None  # rank 0 writes the outputs
@@ -110,6 +108,8 @@ def run(params: Params, round_key: str, table: str) -> dict[str, float] | None:
         fold = "" if folds == 1 else f", fold {j} held out"
         plots.training_curves(paths.training_plot(run_name).with_name(name), history, title + fold)
     model.to(device())
+    for j in range(folds if folds > 1 else 0):  # the ensemble is written: its finished members are no longer needed
+        _member_file(run_name, j).unlink(missing_ok=True)
     test = score_on_mixtures(model, FixedMixtures(_clean_test_mixer(params), tp.test_mixtures))
     lasts = [{k: v for k, v in h[-1].items() if k != "step"} for h in histories]
     validation = lasts[0] if folds == 1 else {k: float(np.mean([x[k] for x in lasts])) for k in lasts[0]}
@@ -127,6 +127,39 @@ def run(params: Params, round_key: str, table: str) -> dict[str, float] | None:
         "classify@%s: clean test exact-match %.3f, macro F1 %.3f", round_key, test["exact_match"], test["macro_f1"]
     )
     return {"train": seconds}
+
+
+def _member_file(run_name: str, fold: int) -> Path:
+    return paths.CHECKPOINTS / f"{run_name}_fold{fold}.done.pt"
+
+
+def _fold_member(task: MixTraining, seed: int, run_name: str, fold: int) -> tuple[nn.Module, list[dict], float]:
+    """Train fold ``fold``'s member, or reload it when an interrupted run of the stage already finished it.
+
+    A member's own training resumes from its last checkpoint (:func:`train`); a finished member is kept
+    (``checkpoints/<run>_fold<j>.done.pt``, with its run identity) until the whole ensemble is written, so a
+    stage killed in fold j retrains none of the folds before it.
+
+    Returns:
+        (member, curve history, training seconds).
+    """
+    done, curves = _member_file(run_name, fold), paths.curves(run_name) / f"fold_{fold}"
+    run_id = fingerprint(task.identity, task.config.identity(), seed)
+    if done.is_file():
+        state = torch.load(done, map_location="cpu", weights_only=False)
+        if state["run_id"] == run_id:
+            log.info("%s: fold %d was finished by an interrupted run; reloaded from %s", run_name, fold, done)
+            member = task.build()
+            member.load_state_dict(state["model"])
+            if distributed.is_main():
+                log_history(curves, state["history"])  # the stage's outputs were cleared before this run
+            return member.eval(), state["history"], state["seconds"]
+    member, result = train(task, seed, paths.CHECKPOINTS / f"{run_name}_fold{fold}.pt", curves)
+    if distributed.is_main():
+        state = {"run_id": run_id, "model": member.state_dict(), "history": result.history, "seconds": result.seconds}
+        with atomic_path(done) as tmp, tmp.open("wb") as f:
+            torch.save(state, f)
+    return member, result.history, result.seconds
 
 
 def _clean_test_mixer(params: Params) -> LabelMixer:

@@ -99,6 +99,8 @@ class Task(Protocol):
         """The scalar training loss of a batch."""
         ...
 
+    # optional: ``begin_step(step)``, called with the 0-based step before its batch's loss (resumes included)
+
     def validate(self, model: nn.Module) -> dict[str, float]:
         """Metrics on fixed held-out examples (the model is in eval mode, gradients off)."""
         ...
@@ -199,8 +201,11 @@ def _fit(model: nn.Module, task: Task, checkpoint: Path, run_id: str, live: Live
     began = time.perf_counter()
     running, seen = 0.0, 0
     try:
+        begin_step = getattr(task, "begin_step", None)
         for step in range(start_step, config.steps):
             model.train()
+            if begin_step is not None:
+                begin_step(step)
             inputs, targets = (t.to(dev, non_blocking=True) for t in stream.next())
             with autocast(config.precision, dev.type):
                 loss = step_fn(inputs, targets)
@@ -283,6 +288,16 @@ def _save(
     }
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
+
+
+def log_history(directory: Path, history: list[dict[str, float]]) -> None:
+    """Write a finished run's curves (its ``history``) to a dvclive folder, as :func:`train` logs them."""
+    live = open_live(directory)
+    try:
+        for row in history:
+            _log_row(live, row)
+    finally:
+        live.end()
 
 
 def open_live(directory: Path) -> Live:

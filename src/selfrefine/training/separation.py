@@ -7,6 +7,10 @@ Pool policy (``separate.pool``):
 - ``named``: a stem joins the pool of its file-name class when its label set contains that class
   (keeps merged stems, whose extra instrument then leaks into the target).
 
+Loss (``separators.<name>.train``): the separator's ``loss``, optionally truncated
+(``truncate_quantile``, after ``truncate_after`` of the steps; :func:`truncated_mean`), a noise-robust
+alternative (or complement) to refining the labels.
+
 Examples are random one-stem-per-class mixes (:class:`selfrefine.data.mixing.SourceMixer`), as Demucs
 trains; validation examples are mixed from the pools of held-out songs, never trained on.
 """
@@ -54,6 +58,18 @@ def build_pools(stems: list[LabelledStem], policy: str, among: list[int]) -> dic
     return pools
 
 
+def truncated_mean(losses: torch.Tensor, quantile: float) -> torch.Tensor:
+    """Mean of the ``losses`` at or below their ``quantile`` (the rest get no gradient).
+
+    A stem whose label is wrong makes its examples' loss large and its gradient wrong; leaving out each
+    batch's largest per-example, per-source losses keeps most of them out of training (loss truncation).
+    The lowest value always stays, so the mean is defined.
+    """
+    values = losses.detach().float().flatten()
+    keep = (losses.detach() <= torch.quantile(values, quantile).to(losses.dtype)).to(losses.dtype)
+    return (losses * keep).sum() / keep.sum()
+
+
 class SeparatorTraining:
     """Task: train separator ``name`` (a registry name) on the pools of a label table.
 
@@ -83,6 +99,7 @@ class SeparatorTraining:
         self.name = f"train-{name}"
         self.separator, self.kwargs = name, kwargs
         self.loss_fn = loss(name, tp.loss)
+        self.truncate, self.truncate_from, self.step = tp.truncate_quantile, int(tp.truncate_after * tp.steps), 0
         train_idx, val_idx = split_songs(stems, tp.val_fraction, seed, f"{name}.train.val_fraction")
         self.pools = build_pools(stems, pool_policy, train_idx)
         segment = samples(tp.segment_seconds, store.sample_rate)
@@ -106,8 +123,14 @@ class SeparatorTraining:
     def build(self) -> nn.Module:
         return build(self.separator, self.kwargs)
 
+    def begin_step(self, step: int) -> None:
+        """The loop's step about to run (0-based): decides whether truncation is on yet."""
+        self.step = step
+
     def loss(self, model: nn.Module, mix: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
-        return self.loss_fn(model, mix, sources)
+        if self.truncate is None or self.step < self.truncate_from:
+            return self.loss_fn(model, mix, sources)
+        return truncated_mean(self.loss_fn(model, mix, sources, reduce=False), self.truncate)
 
     def validate(self, model: nn.Module) -> dict[str, float]:
         losses, sdrs = [], []

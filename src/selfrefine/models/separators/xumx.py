@@ -243,20 +243,20 @@ def combination_loss(
     Args:
         estimates: ``(B, S, ...)``.
         targets: same shape.
-        loss_fn: maps two ``(B, ...)`` tensors to a scalar.
+        loss_fn: maps two ``(B, ...)`` tensors to a scalar (or to ``(B,)``, one value per example).
         combine: use the combination scheme.
 
     Returns:
-        Scalar mean of ``loss_fn`` over the subsets.
+        Mean of ``loss_fn`` over the subsets (a scalar, or ``(B,)``).
     """
     nb_sources = estimates.shape[1]
     sizes = range(1, max(nb_sources - 1, 1) + 1) if combine else [1]
     subsets = [list(s) for size in sizes for s in itertools.combinations(range(nb_sources), size)]
     losses = [loss_fn(estimates[:, s].sum(1), targets[:, s].sum(1)) for s in subsets]
-    return torch.stack(losses).mean()
+    return torch.stack(losses).mean(0)
 
 
-def weighted_sdr_loss(estimate: Tensor, target: Tensor, mix: Tensor) -> Tensor:
+def weighted_sdr_loss(estimate: Tensor, target: Tensor, mix: Tensor, per_example: bool = False) -> Tensor:
     """Weighted SDR loss of Choi et al. 2019 (arXiv:1903.03107), in ``[-1, 1]``; -1 is perfect.
 
     ``-a * cos(y, y_hat) - (1 - a) * cos(x - y, x - y_hat)`` with ``a = |y|^2 / (|y|^2 + |x - y|^2)``,
@@ -266,14 +266,16 @@ def weighted_sdr_loss(estimate: Tensor, target: Tensor, mix: Tensor) -> Tensor:
         estimate: ``y_hat`` of shape ``(..., T)``.
         target: ``y``, same shape.
         mix: ``x``, same shape.
+        per_example: average over every axis but the first (``(B,)``) instead of to a scalar.
 
     Returns:
-        Scalar loss.
+        Scalar loss (or ``(B,)``).
     """
     noise, noise_est = mix - target, mix - estimate
     target_energy, noise_energy = target.pow(2).sum(-1), noise.pow(2).sum(-1)
     alpha = target_energy / (target_energy + noise_energy + EPS)
-    return (-alpha * _cosine(estimate, target) - (1 - alpha) * _cosine(noise_est, noise)).mean()
+    loss = -alpha * _cosine(estimate, target) - (1 - alpha) * _cosine(noise_est, noise)
+    return loss.flatten(1).mean(1) if per_example else loss.mean()
 
 
 def _cosine(a: Tensor, b: Tensor) -> Tensor:
@@ -282,7 +284,12 @@ def _cosine(a: Tensor, b: Tensor) -> Tensor:
 
 
 def xumx_loss(
-    model: CrossUMX, mix: Tensor, sources: Tensor, mix_coef: float = 10.0, combine_sources: bool = True
+    model: CrossUMX,
+    mix: Tensor,
+    sources: Tensor,
+    mix_coef: float = 10.0,
+    combine_sources: bool = True,
+    reduce: bool = True,
 ) -> Tensor:
     """Multi-domain combination loss of X-UMX (mixture phase, no Wiener filter).
 
@@ -297,15 +304,27 @@ def xumx_loss(
         sources: ``(B, S, C, T)`` targets.
         mix_coef: weight of the time-domain term.
         combine_sources: use the combination scheme; else single sources only.
+        reduce: a scalar; ``False``: ``(B, 1)``, one value per example (subsets mix the sources, so
+            they are not scored apart).
 
     Returns:
-        Scalar loss.
+        Scalar loss (or ``(B, 1)``).
     """
     est_mag, est_audio = model.separate(mix)
     target_mag = model.magnitude(model.spectrogram(sources))
-    freq_term = combination_loss(est_mag, target_mag, F.mse_loss, combine_sources)
-    time_term = 1 + combination_loss(est_audio, sources, functools.partial(weighted_sdr_loss, mix=mix), combine_sources)
-    return freq_term + mix_coef * time_term
+    if reduce:
+        mse, wsdr = F.mse_loss, functools.partial(weighted_sdr_loss, mix=mix)
+    else:
+        mse = _per_example_mse
+        wsdr = functools.partial(weighted_sdr_loss, mix=mix, per_example=True)
+    freq_term = combination_loss(est_mag, target_mag, mse, combine_sources)
+    time_term = 1 + combination_loss(est_audio, sources, wsdr, combine_sources)
+    loss = freq_term + mix_coef * time_term
+    return loss if reduce else loss[:, None]
+
+
+def _per_example_mse(estimate: Tensor, target: Tensor) -> Tensor:
+    return (estimate - target).pow(2).flatten(1).mean(1)
 
 
 MODEL = CrossUMX

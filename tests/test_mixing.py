@@ -33,7 +33,7 @@ def test_mixture_target_is_exactly_the_union_of_its_stems_labels(pool) -> None:
     for _ in range(200):
         plan = mixer.plan_example()
         mix, target = mixer.render_example(plan)
-        chosen = [i for i, _, _ in plan]
+        chosen = [i for i, *_ in plan]
         union = frozenset().union(*(stems[i].labels for i in chosen))
         np.testing.assert_array_equal(target, labels_to_vector(union))
         assert len(set(chosen)) == len(chosen)
@@ -96,5 +96,33 @@ def test_label_mixer_mixes_only_the_stems_it_is_given(pool) -> None:
     mixer = LabelMixer(store, stems, RATE // 4, 4, 0.0, seed=0, among=[0, 2, 4])
     chosen = set()
     for _ in range(100):
-        chosen |= {i for i, _, _ in mixer.plan_example()}
+        chosen |= {i for i, *_ in mixer.plan_example()}
     assert chosen == {0, 2, 4}
+
+
+def test_effects_off_draw_nothing_so_mixtures_are_those_of_a_mixer_without_effects(pool) -> None:
+    store, stems = pool
+    plain = LabelMixer(store, stems, crop=RATE // 2, max_stems=4, gain_db=3.0, seed=5)
+    off = LabelMixer(store, stems, crop=RATE // 2, max_stems=4, gain_db=3.0, seed=5, effects=0.0)
+    on = LabelMixer(store, stems, crop=RATE // 2, max_stems=4, gain_db=3.0, seed=5, effects=1.0)
+    a, b, c = plain.batch(16), off.batch(16), on.batch(16)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[0], c[0]) and torch.isfinite(c[0]).all()
+    again = LabelMixer(store, stems, crop=RATE // 2, max_stems=4, gain_db=3.0, seed=5, effects=1.0).batch(16)
+    assert torch.equal(c[0], again[0]), "effects are drawn in the plan: the same seed gives the same audio"
+
+
+def test_each_effect_keeps_shape_and_level_and_changes_the_sound() -> None:
+    from selfrefine.data import effects as fx
+
+    audio = tone("bass", seed=1)[:, : RATE // 2].astype(np.float32)
+    rng = np.random.default_rng(0)
+    for name in fx.EFFECTS:
+        while not (drawn := [e for e in fx.draw(rng, 1.0, RATE) if e[0] == name]):
+            pass
+        out = fx.apply(audio, RATE, tuple(drawn))
+        assert out.shape == audio.shape and out.dtype == np.float32 and np.isfinite(out).all(), name
+        assert not np.allclose(out, audio, atol=1e-4), f"{name} changed nothing"
+        rms = np.sqrt(np.mean(out**2)) / np.sqrt(np.mean(audio**2))
+        assert 0.05 < rms < 20, f"{name}: level ratio {rms}"
+    assert fx.draw(rng, 0.0, RATE) == () and fx.apply(audio, RATE, ()) is audio

@@ -118,6 +118,9 @@ class MixTrainParams:
     max_stems: int = field(default=4, metadata=_check(lambda v: v >= 1, ">= 1"))
     gain_db: float = field(default=6.0, metadata=_non_negative())
     eq_probability: float = field(default=0.5, metadata=_unit())
+    effects: float = field(default=0.0, metadata=_unit())
+    """Probability of each random per-stem effect (EQ, distortion, reverb, speed: :mod:`selfrefine.data.effects`)
+    on each stem of a training mixture; 0: none (validation and test mixtures never get effects)."""
     val_fraction: float = field(default=0.1, metadata=_check(lambda v: 0 < v < 1, "in (0, 1)"))
     val_mixtures: int = field(default=512, metadata=_positive())
     eval_every: int = field(default=100, metadata=_positive())

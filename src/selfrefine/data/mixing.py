@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from selfrefine import CLASSES
+from selfrefine.data import effects as fx
 from selfrefine.data.labels import LabelledStem, labels_to_vector
 from selfrefine.data.stems import StemStore
 from selfrefine.errors import UserError
@@ -55,6 +56,8 @@ class LabelMixer(_Seeded):
         gain_db: each stem's gain is uniform in +/- this many dB.
         seed: random seed.
         among: mix only these stem indices (default: all), e.g. the training songs of a split.
+        effects: probability of each random effect on each stem (:mod:`selfrefine.data.effects`; 0: none,
+            and no draws for them, so the mixtures are those of a mixer without effects).
     """
 
     def __init__(
@@ -66,9 +69,11 @@ class LabelMixer(_Seeded):
         gain_db: float,
         seed: int,
         among: Sequence[int] | None = None,
+        effects: float = 0.0,
     ) -> None:
         super().__init__(seed)
         self.store = store
+        self.effects = effects
         self.targets = np.stack([labels_to_vector(s.labels) for s in stems])
         chosen = np.zeros(len(stems), dtype=bool)
         chosen[list(range(len(stems)) if among is None else among)] = True
@@ -77,8 +82,8 @@ class LabelMixer(_Seeded):
         self.max_stems = max_stems
         self.gain_db = gain_db
 
-    def plan_example(self) -> list[tuple[int, float, int]]:
-        """Draw one mixture: ``[(stem index, gain, crop start), ...]`` (every random draw, no audio read)."""
+    def plan_example(self) -> list[tuple]:
+        """Draw one mixture: ``[(stem index, gain, crop start, effects), ...]`` (every random draw, no audio read)."""
         rng = self.rng
         k = int(rng.integers(1, self.max_stems + 1))
         candidates = np.flatnonzero(self.usable)
@@ -88,20 +93,21 @@ class LabelMixer(_Seeded):
         plan = []
         for i in chosen:
             gain = _gain(rng, self.gain_db)
-            plan.append((int(i), gain, self.store.crop_start(int(i), self.crop, rng)))
+            start = self.store.crop_start(int(i), self.crop, rng)
+            plan.append((int(i), gain, start, fx.draw(rng, self.effects, self.store.sample_rate)))
         return plan
 
-    def render_example(self, plan: list[tuple[int, float, int]]) -> tuple[np.ndarray, np.ndarray]:
+    def render_example(self, plan: list[tuple]) -> tuple[np.ndarray, np.ndarray]:
         """The ``(channels, crop)`` mixture and ``(4,)`` union-of-labels target a plan describes."""
         mix = np.zeros((self.store.channels, self.crop), dtype=np.float32)
-        for i, gain, start in plan:
-            mix += gain * self.store.render(i, start, self.crop)
+        for i, gain, start, effects in plan:
+            mix += gain * fx.apply(self.store.render(i, start, self.crop), self.store.sample_rate, effects)
         return mix, self.target(plan)
 
-    def target(self, plan: list[tuple[int, float, int]]) -> np.ndarray:
+    def target(self, plan: list[tuple]) -> np.ndarray:
         """The ``(4,)`` union-of-labels target of a planned mixture (no audio read)."""
         target = np.zeros(len(CLASSES), dtype=np.float32)
-        for i, _, _ in plan:
+        for i, *_ in plan:
             target = np.maximum(target, self.targets[i])
         return target
 

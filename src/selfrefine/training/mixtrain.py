@@ -82,7 +82,9 @@ class MixTraining:
         self.model_kwargs = model_kwargs
         crop = samples(tp.crop_seconds, store.sample_rate)
         train_idx, val_idx = split_songs(stems, tp.val_fraction, seed, "classifier.train.val_fraction")
-        self.source = LabelMixer(store, stems, crop, tp.max_stems, tp.gain_db, seed + 1, among=train_idx)
+        self.source = LabelMixer(
+            store, stems, crop, tp.max_stems, tp.gain_db, seed + 1, among=train_idx, effects=tp.effects
+        )
         self.val = FixedMixtures(
             LabelMixer(store, stems, crop, tp.max_stems, tp.gain_db, seed + 2, among=val_idx), tp.val_mixtures
         )

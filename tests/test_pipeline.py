@@ -400,24 +400,25 @@ def _kill_tree(pid: int) -> None:
             os.kill(p, signal.SIGKILL)
 
 
+def _kill_when(repo: Path, written: Path, *module_args: str) -> None:
+    """Start a stage module as dvc.yaml would, kill it (and every rank) once ``written`` exists."""
+    log = repo / "killed.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", *module_args], cwd=repo, env=_env(repo), stdout=subprocess.DEVNULL, stderr=log.open("w")
+    )
+    deadline = time.monotonic() + 120
+    while not written.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    _kill_tree(proc.pid)  # the launcher and every rank (torchrun starts its ranks in sessions of their own)
+    proc.wait()
+    assert written.exists(), f"{written} not written before the kill:\n{log.read_text()[-2000:]}"
+
+
 @pytest.mark.parametrize("nproc", [2])  # one process: tests/test_training.py kills and resumes the same loop
 def test_a_killed_training_stage_resumes_under_dvc_repro(repo: Path, nproc: int) -> None:
     _set_params(repo, separators={"xumx": {"train": {"steps": 60, "checkpoint_every": 1}}}, launch={"nproc": nproc})
     checkpoint = repo / "checkpoints" / "train_xumx.pt"
-    log = repo / "killed.log"
-    proc = subprocess.Popen(  # as dvc.yaml starts it
-        [sys.executable, "-m", "selfrefine.stages.train", "xumx", "--nproc", str(nproc)],
-        cwd=repo,
-        env=_env(repo),
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("w"),
-    )
-    deadline = time.monotonic() + 120
-    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    _kill_tree(proc.pid)  # the launcher and every rank (torchrun starts its ranks in sessions of their own)
-    proc.wait()
-    assert checkpoint.exists(), f"no checkpoint before the kill:\n{log.read_text()[-2000:]}"
+    _kill_when(repo, checkpoint, "selfrefine.stages.train", "xumx", "--nproc", str(nproc))  # as dvc.yaml starts it
     resumed = _run(repo, "dvc", "repro", "train@xumx")
     assert re.search(r"train-xumx: resuming from step [1-9]", resumed.stdout + resumed.stderr)
     assert not checkpoint.exists()
@@ -427,20 +428,7 @@ def test_a_killed_training_stage_resumes_under_dvc_repro(repo: Path, nproc: int)
 def test_a_classify_stage_killed_in_its_second_fold_keeps_the_first(repo: Path) -> None:
     _set_params(repo, refine={"folds": 2}, classifier={"train": {"steps": 40, "eval_every": 20}})
     done = repo / "checkpoints" / "classify_1_fold0.done.pt"
-    log = repo / "killed.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "selfrefine.stages.classify", "1", "noisy"],
-        cwd=repo,
-        env=_env(repo),
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("w"),
-    )
-    deadline = time.monotonic() + 120
-    while not done.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    _kill_tree(proc.pid)
-    proc.wait()
-    assert done.exists(), f"fold 0 not finished before the kill:\n{log.read_text()[-2000:]}"
+    _kill_when(repo, done, "selfrefine.stages.classify", "1", "noisy")
     resumed = _run(repo, "dvc", "repro", "classify@1")
     assert "fold 0 was finished by an interrupted run; reloaded" in resumed.stdout + resumed.stderr
     assert (resumed.stdout + resumed.stderr).count("mix-train: step 40/40") == 1, "fold 1 alone is trained"

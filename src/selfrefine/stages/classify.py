@@ -70,7 +70,8 @@ def run(params: Params, round_key: str, table: str) -> dict[str, float] | None:
         tasks, histories, seconds = [], [], 0.0
         for j, held_out in enumerate(fold_songs):
             log.info("classify@%s: fold %d/%d (%d songs held out)", round_key, j + 1, folds, len(held_out))
-            keep = [i for i, s in enumerate(stems) if s.song not in set(held_out)]
+            held = set(held_out)
+            keep = [i for i, s in enumerate(stems) if s.song not in held]
             seed = params.seed + 1000 * j
             part = store.subset(keep)
             task = MixTraining([stems[i] for i in keep], part, kwargs, tp, seed, f"{digest}:{folds}:{part.digest()}")
@@ -95,10 +96,10 @@ def run(params: Params, round_key: str, table: str) -> dict[str, float] | None:
         fold_songs=fold_songs,
     )
     # each member's predictions on its own (noisy, held-out-song) validation mixtures, pooled
-    members = [model] if folds == 1 else [m.to(device()) for m in model.members]
+    model.to(device())  # scoring runs on the accelerator when there is one
+    members = [model] if folds == 1 else list(model.members)
     val_probs, val_targets = [], []
     for member, task in zip(members, tasks, strict=True):
-        member.to(device())  # scoring runs on the accelerator when there is one
         val_probs.append(predict_mixtures(member, task.val))
         val_targets.append(task.val.targets)
     write_npz(out / "validation.npz", probs=np.concatenate(val_probs), targets=np.concatenate(val_targets))
@@ -107,7 +108,6 @@ def run(params: Params, round_key: str, table: str) -> dict[str, float] | None:
         name = "curves.png" if folds == 1 else f"curves_fold{j}.png"
         fold = "" if folds == 1 else f", fold {j} held out"
         plots.training_curves(paths.training_plot(run_name).with_name(name), history, title + fold)
-    model.to(device())
     for j in range(folds if folds > 1 else 0):  # the ensemble is written: its finished members are no longer needed
         _member_file(run_name, j).unlink(missing_ok=True)
     test = score_on_mixtures(model, FixedMixtures(_clean_test_mixer(params), tp.test_mixtures))

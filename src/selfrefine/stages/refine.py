@@ -60,7 +60,8 @@ def run(params: Params, round_key: str, table: str) -> None:
             )
         probs = np.zeros((len(stems), len(CLASSES)), dtype=np.float32)
         for j, songs in enumerate(fold_songs):
-            ids = [i for i, s in enumerate(stems) if s.song in set(songs)]
+            fold = set(songs)
+            ids = [i for i, s in enumerate(stems) if s.song in fold]
             log.info("refine@%s: fold %d/%d, %d stems", round_key, j + 1, len(fold_songs), len(ids))
             probs[ids] = stem_probabilities(model.members[j], store.subset(ids), crop, hop, rp.aggregate)
     refined = relabel(stems, probs, thresholds)

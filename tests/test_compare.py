@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 from selfrefine import CLASSES
-from selfrefine.compare import _find_experiment, tabulate, update_readme
+from selfrefine.compare import tabulate, update_readme
 from selfrefine.config import load_params
 from selfrefine.errors import UserError
+from selfrefine.experiments import find_experiment
 from selfrefine.outputs import read_csv, write_csv
 
 from conftest import ROOT
@@ -18,12 +19,12 @@ def test_experiment_lookup_in_exp_show_json() -> None:
         {"rev": "workspace", "name": None, "data": {}},
         {"rev": "abc", "experiments": [{"revs": [{"rev": "def", "name": "compare-noisy-s0-1", "data": {"x": 1}}]}]},
     ]
-    assert _find_experiment(shown, "compare-noisy-s0-1") == {
+    assert find_experiment(shown, "compare-noisy-s0-1") == {
         "rev": "def",
         "name": "compare-noisy-s0-1",
         "data": {"x": 1},
     }
-    assert _find_experiment(shown, "missing") is None
+    assert find_experiment(shown, "missing") is None
 
 
 def test_readme_section_is_replaced_between_markers(tmp_path: Path) -> None:
@@ -37,7 +38,7 @@ def test_readme_section_is_replaced_between_markers(tmp_path: Path) -> None:
 
 
 def test_a_running_experiment_is_not_read_even_though_exp_show_lists_metrics(monkeypatch) -> None:
-    from selfrefine import compare
+    from selfrefine import experiments
 
     names = {("noisy", 0): "compare-noisy-s0-1", ("clean", 0): "compare-clean-s0-1"}
     record = {"metrics": {"metrics/separation/demucs.json": {"data": {}}}, "timestamp": "2026-01-01T00:00:00"}
@@ -46,8 +47,10 @@ def test_a_running_experiment_is_not_read_even_though_exp_show_lists_metrics(mon
         ("queue", "status"): "aaa  compare-noisy-s0-1  Success\nbbb  compare-clean-s0-1  Running\n",
         ("exp", "show", "--json", "--all-commits"): json.dumps(shown),
     }
-    monkeypatch.setattr(compare, "_dvc", lambda *args: outputs[args])
-    assert set(compare._results(names, ["demucs"], compare._queue_status(names))) == {("noisy", 0)}
+    monkeypatch.setattr(experiments, "dvc", lambda *args: outputs[args])
+    required = ["metrics/separation/demucs.json"]
+    assert set(experiments.finished(names, required, experiments.queue_status(names))) == {("noisy", 0)}
+    assert experiments.finished(names, ["metrics/separation/xumx.json"], {}) == {}
 
 
 def _kept_scores(folder: Path, shift: dict[str, float]) -> None:
@@ -143,17 +146,15 @@ def test_an_ablation_batch_adds_its_rows_and_keeps_the_earlier_batch(tmp_path: P
     ablation = "refined_2@refine.threshold=0.9"
     song_rows = [{"song": f"song_{j}", "source": c, "global_sdr": 3.5, "sdr": 1} for j in range(5) for c in CLASSES]
     quality = {"label_accuracy": 0.9, "detection_precision": 0.8, "detection_recall": 0.7, "thresholds": {}}
-    monkeypatch.setattr(compare, "_queue_status", lambda names: {})
     monkeypatch.setattr(
         compare,
-        "_results",
-        lambda names, models, status: {
+        "run_batch",
+        lambda names, *rest: {
             key: {"rev": exp, "data": {"timestamp": "2026-01-02T00:30:00"}} for key, exp in names.items()
         },
     )
-    monkeypatch.setattr(compare, "_song_scores", lambda rev, model: song_rows)
+    monkeypatch.setattr(compare, "song_scores", lambda rev, model: song_rows)
     monkeypatch.setattr(compare, "_label_quality", lambda rev, table: quality if rev else None)
-    monkeypatch.setattr(compare, "_dvc", lambda *args: pytest.fail(f"nothing to queue, yet ran dvc {args}"))
     table = compare.run_comparison(
         load_params(ROOT / "params.yaml"), [ablation], 3, stamp="20260102-000000", params_path=ROOT / "params.yaml"
     )

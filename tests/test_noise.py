@@ -31,16 +31,30 @@ def test_plan_hits_the_rate_exactly_and_is_deterministic() -> None:
     assert all(c.other != label for (_, label), c in plan.items())
 
 
+def test_a_zero_weight_kind_leaves_the_plan_unchanged_and_foreign_audio_comes_from_another_song() -> None:
+    stems = [(f"s{i}", c) for i in range(100) for c in CLASSES]
+    before = plan_corruption(stems, 0.3, {"swap": 1, "merge": 1, "silent": 0}, seed=3)
+    assert before == plan_corruption(stems, 0.3, {"swap": 1, "merge": 1, "silent": 0, "foreign": 0}, seed=3)
+    foreign = plan_corruption(stems, 0.3, {"foreign": 1}, seed=3)
+    assert len(foreign) == 120 and {c.kind for c in foreign.values()} == {"foreign"}
+    assert all(c.song != song and c.other != label for (song, label), c in foreign.items())
+    assert len({c.song for c in foreign.values()}) > 50
+
+
 def test_truth_of_each_kind() -> None:
     assert Corruption("swap", "drums").truth("bass") == {"drums"}
     assert Corruption("merge", "drums").truth("bass") == {"bass", "drums"}
     assert Corruption("silent", None).truth("bass") == frozenset()
+    assert Corruption("foreign", "drums", "song_b").truth("bass") == {"drums"}
 
 
-@pytest.mark.parametrize("rate", [0.3, 0.5])
-def test_corrupted_files_really_hold_the_wrong_audio(dataset: Path, tmp_path: Path, rate: float) -> None:
+ALL_KINDS = {"swap": 1, "merge": 1, "silent": 1, "foreign": 1}
+
+
+@pytest.mark.parametrize("rate, kinds", [(0.3, ALL_KINDS), (0.5, ALL_KINDS), (0.5, {"foreign": 1})])
+def test_corrupted_files_really_hold_the_wrong_audio(dataset: Path, tmp_path: Path, rate: float, kinds: dict) -> None:
     out = tmp_path / "noisy"
-    rows, summary = _corrupt(dataset, out, rate, {"swap": 1, "merge": 1, "silent": 1})
+    rows, summary = _corrupt(dataset, out, rate, kinds)
     truth = read_csv(out / "truth.csv")
     assert truth == [{k: str(v) for k, v in r.items()} for r in rows]
     assert len(truth) == 16 and summary["stems"] == 16
@@ -61,8 +75,16 @@ def test_corrupted_files_really_hold_the_wrong_audio(dataset: Path, tmp_path: Pa
             parts = row["truth"].split("+")
             assert label in parts and len(parts) == 2
             np.testing.assert_array_equal(noisy, clean[parts[0]] + clean[parts[1]])
+        elif row["noise"] == "foreign":  # another song's clean stem of the class in truth
+            donors = [
+                s.name
+                for s in (dataset / "train").iterdir()
+                if s.name != song and np.array_equal(noisy, read_audio(s / f"{row['truth']}.wav", RATE, 1))
+            ]
+            assert row["truth"] != label and donors, row
         else:
             assert row["truth"] == "" and not noisy.any()
+    assert {r["noise"] for r in truth} - {""} <= set(kinds)
     assert sorted(p.name for p in (dataset / "train").iterdir()) == sorted(p.name for p in (out / "train").iterdir())
 
 

@@ -175,7 +175,7 @@ def test_repro_builds_every_stage_then_reruns_nothing(repo: Path) -> None:
 
 
 def test_editing_a_face_reruns_nothing(repo: Path) -> None:
-    for face in ("compare.py", "cli.py"):
+    for face in ("compare.py", "studies.py", "experiments.py", "cli.py"):
         _edit(repo / "src/selfrefine" / face)
     assert _stale(repo) == set()
 
@@ -465,7 +465,7 @@ def test_compare_queues_runs_keeps_per_song_scores_and_tabulates_intervals(repo:
     _set_params(repo, separate={"pool": "named", "models": ["xumx"]})
     _run(repo, "git", "commit", "-qam", "named pools")  # queued experiments see committed files only
     proc = _run(repo, "selfrefine", "compare", "--labels", "noisy,clean", "--seeds", "2", "--jobs", "2")
-    assert proc.stderr.count("compare: queued") == 4
+    assert proc.stderr.count(": queued compare-") == 4
     table = json.loads((repo / "metrics" / "compare.json").read_text())
     assert list(table["models"]) == ["xumx"]
     for model in ("xumx",):

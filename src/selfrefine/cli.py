@@ -1,4 +1,5 @@
-"""``selfrefine``: a command per pipeline stage, plus ``check``, ``profile``, ``compare``, ``audit`` and ``separate``.
+"""``selfrefine``: a command per pipeline stage, plus ``check``, ``profile``, ``compare``, ``study``, ``audit`` and
+``separate``.
 
 A face over the stage bodies (:mod:`selfrefine.stages`), which DVC runs directly: nothing here is a
 dependency of any stage, so editing a command or its help reruns nothing. Stage commands run the same
@@ -177,6 +178,37 @@ def compare(
         if jobs is not None and jobs < 1:
             raise UserError(f"--jobs {jobs}: expected at least 1")
         comparison.run_comparison(p, tables, seeds or p.compare.seeds, stamp, jobs=jobs)
+
+    _face(body)
+
+
+@app.command()
+def study(
+    name: Annotated[str, typer.Argument(help="noise-rate | threshold | iterations (grids: params study.*)")],
+    stamp: Annotated[str | None, typer.Option(help="resume an interrupted study: its stamp")] = None,
+    jobs: Annotated[
+        int | None, typer.Option(help="experiments run at once by DVC queue workers (default: study.jobs)")
+    ] = None,
+    tabulate: Annotated[
+        bool,
+        typer.Option("--tabulate", help="run nothing: redo the JSON, plot and README section from metrics/studies/"),
+    ] = False,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Sweep noise rate and kind, the threshold or the number of rounds (DVC experiments), and write
+    metrics/studies/NAME.json, plots/studies/NAME.png and the study's README section."""
+    from selfrefine import studies
+    from selfrefine.config import load_params
+
+    def body() -> None:
+        p = load_params(params)
+        studies.points(name, p)  # an unknown study fails here, before anything is queued
+        if tabulate:
+            studies.tabulate(p, name)
+            return
+        if jobs is not None and jobs < 1:
+            raise UserError(f"--jobs {jobs}: expected at least 1")
+        studies.run_study(p, name, stamp, jobs)
 
     _face(body)
 

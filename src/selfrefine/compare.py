@@ -20,12 +20,9 @@ conditions' rows, so an ablation batch reuses the noisy and clean runs of the ma
 from __future__ import annotations
 
 import copy
-import csv
-import io
 import json
 import logging
 import re
-import subprocess
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,50 +36,10 @@ from selfrefine import CLASSES, paths
 from selfrefine.config import Params, ParamsError, merge_into, parse_params
 from selfrefine.errors import UserError
 from selfrefine.evaluation.intervals import bootstrap_means, compare_conditions, interval
+from selfrefine.experiments import run_batch, show, song_scores, stamp_time
 from selfrefine.outputs import read_csv, write_csv, write_json, write_text
 
 log = logging.getLogger(__name__)
-
-
-class DvcError(UserError):
-    """A dvc command failed; the message is its last line of output."""
-
-
-def _dvc(*args: str) -> str:
-    """Run a dvc command, return its output; a failure is a :class:`DvcError`.
-
-    ``dvc queue start`` forks a worker that outlives the command; its output goes to files, not to
-    our pipes, which would otherwise stay open until the worker exits.
-    """
-    if args[:2] == ("queue", "start"):
-        proc = subprocess.run(
-            ["dvc", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
-        if proc.returncode != 0:
-            raise DvcError(f"dvc {' '.join(args)} failed with exit code {proc.returncode}")
-        return ""
-    proc = subprocess.run(["dvc", *args], capture_output=True, text=True)
-    if proc.returncode != 0:
-        lines = (proc.stderr or proc.stdout).strip().splitlines()
-        raise DvcError(f"dvc {' '.join(args)} failed: {lines[-1] if lines else f'exit code {proc.returncode}'}")
-    return proc.stdout
-
-
-def _find_experiment(node: Any, name: str) -> dict | None:
-    """The ``dvc exp show --json`` node of experiment ``name`` (``rev``, ``data``), searched recursively."""
-    if isinstance(node, dict):
-        if node.get("name") == name and isinstance(node.get("data"), dict):
-            return node
-        children = node.values()
-    elif isinstance(node, list):
-        children = node
-    else:
-        return None
-    for child in children:
-        found = _find_experiment(child, name)
-        if found is not None:
-            return found
-    return None
 
 
 FOLDER = Path("metrics/compare")
@@ -157,47 +114,6 @@ def experiment_name(condition: Condition | str, seed: int, stamp: str) -> str:
     return f"compare-{slug}-s{seed}-{stamp}"
 
 
-def _queue_status(names: dict[Any, str]) -> dict[Any, str]:
-    """Status word (Queued, Running, Success, Failed, ...) of each of our experiments in ``dvc queue status``."""
-    lines = _dvc("queue", "status").splitlines()
-    return {key: line.split()[-1] for key, exp in names.items() for line in lines if exp in line.split()}
-
-
-def _results(names: dict[Any, str], models: list[str], status: dict[Any, str]) -> dict[Any, dict]:
-    """The ``dvc exp show`` nodes (``rev``, ``data``) of our finished experiments.
-
-    An experiment still queued or running is never read: ``dvc exp show`` already lists it, with the metrics
-    files its checkout of the baseline commit holds (the committed run's), not its own (``status``: see
-    :func:`_queue_status`). All commits are searched: a comparison resumed after new commits still finds
-    its experiments.
-    """
-    busy = {key for key, word in status.items() if word in ("Queued", "Running")}
-    shown = json.loads(_dvc("exp", "show", "--json", "--all-commits"))
-    found = {}
-    for key, exp in names.items():
-        if key in busy:
-            continue
-        node = _find_experiment(shown, exp)
-        if node is not None and all(
-            paths.metrics("separation", m).as_posix() in node["data"].get("metrics", {}) for m in models
-        ):
-            found[key] = node
-    return found
-
-
-def _show(rev: str, path: Path) -> str:
-    """A file of an experiment's commit."""
-    proc = subprocess.run(["git", "show", f"{rev}:{path.as_posix()}"], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise DvcError(f"experiment {rev[:7]} has no {path}: {proc.stderr.strip().splitlines()[-1]}")
-    return proc.stdout
-
-
-def _song_scores(rev: str, model: str) -> list[dict]:
-    """An experiment's per-song, per-source scores of ``model``, from its commit (``plots/separation/``)."""
-    return list(csv.DictReader(io.StringIO(_show(rev, paths.separation_plots(model) / "songs.csv"))))
-
-
 def _label_quality(rev: str | None, table: str) -> dict | None:
     """How right a refined table is, scored against the truth (analysis only; ``None`` when the truth is unknown or
     the table is not a refinement's): of an experiment's commit ``rev``, or of the workspace when ``None``."""
@@ -206,7 +122,7 @@ def _label_quality(rev: str | None, table: str) -> dict | None:
     path = paths.metrics("refine", table.removeprefix("refined_"))
     if rev is None and not path.is_file():
         return None
-    r = json.loads(_show(rev, path) if rev else path.read_text())
+    r = json.loads(show(rev, path) if rev else path.read_text())
     if "label_accuracy_refined" not in r:
         return None
     return {
@@ -252,49 +168,22 @@ def run_comparison(
                 f"already holds noisy runs with seeds 0..{seeds - 1}"
             )
     stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
-    try:
-        queued = datetime.strptime(stamp, "%Y%m%d-%H%M%S")
-    except ValueError:
-        raise UserError(
-            f"--stamp {stamp!r}: expected YYYYmmdd-HHMMSS, as in an earlier batch's experiment names"
-        ) from None
+    queued = stamp_time(stamp)
     by_name = {c.name: c for c in conditions}
     names = {(c.name, k): experiment_name(c, k, stamp) for c in conditions for k in range(seeds)}
-    status = _queue_status(names)
-    found = _results(names, models, status)
-    pending = {key: exp for key, exp in names.items() if key not in found}
-    if pending:
-        for (name, seed), exp in pending.items():
-            if status.get((name, seed)) not in ("Queued", "Running"):
-                _dvc("exp", "run", "--queue", *by_name[name].set_args(seed), "--name", exp, *_TARGETS)
-                log.info("compare: queued %s", exp)
-        _dvc("queue", "start", "-j", str(jobs))
-        log.info("compare: running %d experiments in the DVC queue (`dvc queue status` shows them)", len(pending))
-    misses = 0
-    while len(found) < len(names):
-        time.sleep(poll_seconds)
-        status = _queue_status(names)
-        failed = [names[key] for key, word in status.items() if word == "Failed"]
-        if failed:
-            raise DvcError(
-                f"experiment {failed[0]} failed; see `dvc queue logs {failed[0]}`. The queue goes on with the rest:"
-                f" `selfrefine compare --stamp {stamp}` with --labels less that condition collects them"
-            )
-        if any(word == "Queued" for word in status.values()) and "Running" not in status.values():
-            _dvc("queue", "start", "-j", str(jobs))  # the workers can exit with work left in the queue
-        try:
-            found = _results(names, models, status)
-            misses = 0
-        except DvcError as err:  # `dvc exp show` can fail while a worker holds the repository; ask again
-            misses += 1
-            if misses >= 20:
-                raise
-            log.info("compare: %s; asking again", err)
+    found = run_batch(
+        names,
+        {(name, k): [*by_name[name].set_args(k), *_TARGETS] for name, k in names},
+        [paths.metrics("separation", m).as_posix() for m in models],
+        jobs,
+        f"`selfrefine compare --stamp {stamp}` with --labels less that condition collects them",
+        poll_seconds,
+    )
     for model in models:
         rows = [r for r in kept[model] if r["labels"] not in by_name] + [
             {"labels": name, "seed": seed, **{k: r[k] for k in SCORE_COLUMNS[2:]}}
             for (name, seed), node in sorted(found.items())
-            for r in _song_scores(node["rev"], model)
+            for r in song_scores(node["rev"], model)
         ]
         write_csv(FOLDER / f"{model}.csv", rows, SCORE_COLUMNS)
     quality_path = FOLDER / "labels.json"
@@ -647,9 +536,9 @@ def method_summary(rounds: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def update_readme(readme: Path, text: str) -> None:
-    """Replace what stands between the README's results markers with ``text``."""
-    start, end = "<!-- results:start -->", "<!-- results:end -->"
+def update_readme(readme: Path, text: str, section: str = "results") -> None:
+    """Replace what stands between the README's ``<!-- section:start -->`` and ``<!-- section:end -->`` with ``text``."""
+    start, end = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
     content = readme.read_text()
     if start not in content or end not in content:
         raise UserError(f"{readme}: no '{start}' ... '{end}' markers to write the results between")

@@ -96,6 +96,8 @@ class NoiseKinds:
     swap: float = field(default=0.5, metadata=_non_negative())
     merge: float = field(default=0.5, metadata=_non_negative())
     silent: float = field(default=0.0, metadata=_non_negative())
+    foreign: float = field(default=0.0, metadata=_non_negative())
+    """The file named s holds another class's audio taken from another song (truth: that class)."""
 
 
 @dataclass(frozen=True)
@@ -249,6 +251,33 @@ class CompareParams:
     """DVC queue workers (``dvc queue start -j``): experiments run at once, each with its own memory and GPU use."""
 
 
+STUDIES = ("noise-rate", "threshold", "iterations")
+"""The studies of ``selfrefine study NAME``."""
+
+
+@dataclass(frozen=True)
+class StudyParams:
+    """``selfrefine study NAME``: each study's grid, and the separator runs behind each point's SDR."""
+
+    seeds: int = field(default=2, metadata=_positive())
+    """Training runs (``separate.seed`` 0 .. seeds - 1) per label table and point: the intervals' unit."""
+    models: list[str] = field(default_factory=lambda: ["demucs"])
+    """Separators trained at each point (``separate.models``)."""
+    noise_rates: list[float] = field(default_factory=lambda: [0.1, 0.3, 0.5, 0.7])
+    """noise-rate: ``noise.rate`` values, each with ``noise.kinds`` as set."""
+    noise_kinds: list[str] = field(default_factory=lambda: ["swap", "merge", "silent", "foreign"])
+    """noise-rate: each kind alone at ``noise.rate``."""
+    thresholds: list[float | str] = field(default_factory=lambda: [0.3, 0.5, 0.7, 0.9, "adaptive"])
+    """threshold: ``refine.threshold`` values (the separators train on the last round's labels)."""
+    rounds: int = field(default=5, metadata=_check(lambda v: 1 <= v <= 20, "in 1..20"))
+    """iterations: rounds 1 .. rounds, each chained on the one before."""
+    stop_changed: float = field(default=0.02, metadata=_unit())
+    """iterations' stopping rule (noisy data only): stop at the first round from 2 on that changes the label set
+    of fewer than this share of the stems."""
+    replicates: int = field(default=2000, metadata=_check(lambda v: v >= 100, ">= 100"))
+    jobs: int = field(default=1, metadata=_positive())
+
+
 @dataclass(frozen=True)
 class LaunchParams:
     """How the training stages (``classify``, ``train``) start; dvc.yaml puts it on their command line."""
@@ -272,6 +301,7 @@ class Params:
     separate: SeparateParams = SeparateParams()
     evaluate: EvaluateParams = EvaluateParams()
     compare: CompareParams = CompareParams()
+    study: StudyParams = StudyParams()
     launch: LaunchParams = LaunchParams()
     separators: dict[str, SeparatorParams] = field(default_factory=dict)
     """One block per separator (a module of :mod:`selfrefine.models.separators`)."""
@@ -401,7 +431,27 @@ def _validate(params: Params) -> Params:
             raise ParamsError(f"separate.models: '{name}' has no block; add separators.{name} (model and train)")
     if len(set(params.separate.models)) != len(params.separate.models):
         raise ParamsError("separate.models: a separator is listed twice")
+    _validate_study(params)
     return params
+
+
+def _validate_study(params: Params) -> None:
+    """The studies' grids hold values their params accept."""
+    study = params.study
+    for name in study.models:
+        if name not in params.separators:
+            raise ParamsError(f"study.models: '{name}' has no block; use any of {', '.join(params.separators)}")
+    for rate in study.noise_rates:
+        if not 0 <= rate <= 1:
+            raise ParamsError(f"study.noise_rates: {rate} is not a rate in [0, 1]")
+    kinds = [f.name for f in dataclasses.fields(NoiseKinds)]
+    for kind in study.noise_kinds:
+        if kind not in kinds:
+            raise ParamsError(f"study.noise_kinds: unknown kind '{kind}'; use any of {', '.join(kinds)}")
+    check = next(f for f in dataclasses.fields(RefineParams) if f.name == "threshold").metadata
+    for value in study.thresholds:
+        if not check["check"](float(value) if isinstance(value, int) else value):
+            raise ParamsError(f"study.thresholds: {value!r} is not {check['expected']}")
 
 
 def _validate_rounds(refine: RefineParams) -> None:

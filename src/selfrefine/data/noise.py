@@ -4,7 +4,9 @@ A corrupted training stem keeps its file name (its *label*) but holds the wrong 
 
 - ``swap``: the file named ``s`` holds another class ``t`` of the same song (truth ``{t}``);
 - ``merge``: the file named ``s`` holds ``s + t`` of the same song (truth ``{s, t}``);
-- ``silent``: the file named ``s`` holds silence (truth ``{}``).
+- ``silent``: the file named ``s`` holds silence (truth ``{}``);
+- ``foreign``: the file named ``s`` holds another class ``t`` of *another* song (truth ``{t}``): unlike a
+  swap, the wrong audio is not part of the song's own mixture, so nothing in the song corroborates it.
 
 Exactly ``round(rate * n_stems)`` stems are corrupted, chosen uniformly, so every stem is corrupted
 with probability ``rate`` and the measured rate equals it up to rounding. Uncorrupted files are
@@ -29,7 +31,7 @@ from selfrefine.outputs import atomic_dir, write_csv
 
 log = logging.getLogger(__name__)
 
-KINDS = ("swap", "merge", "silent")
+KINDS = ("swap", "merge", "silent", "foreign")
 TRUTH_COLUMNS = ["song", "stem", "path", "noise", "truth"]
 """``truth.csv``: each noisy stem's corruption kind (``""``: none) and what it truly holds (``?``: unknown)."""
 
@@ -40,10 +42,11 @@ class Corruption:
 
     kind: str
     other: str | None  # the class swapped in or merged in; None for silent
+    song: str | None = None  # foreign: the song the other class's audio comes from
 
     def truth(self, label: str) -> frozenset[str]:
         """The classes the file named ``label`` truly contains."""
-        if self.kind == "swap":
+        if self.kind in ("swap", "foreign"):
             return frozenset({self.other})
         if self.kind == "merge":
             return frozenset({label, self.other})
@@ -66,7 +69,8 @@ def plan_corruption(
 
     Returns:
         ``{(song, label): Corruption}`` for the corrupted stems only; the class swapped or merged in
-        is always one the song has a file for.
+        is always one the song has a file for (foreign: one the other song has a file for). Random draws
+        for a kind happen only when it is chosen, so a plan with a kind at weight 0 equals the plan without it.
     """
     rng = np.random.default_rng(seed)
     present: dict[str, set[str]] = {}
@@ -80,11 +84,16 @@ def plan_corruption(
     for i in sorted(int(i) for i in chosen):
         song, label = stems[i]
         kind = KINDS[int(rng.choice(len(KINDS), p=p))]
-        others = [c for c in CLASSES if c != label and c in present[song]]
+        source = None
+        if kind == "foreign":
+            donors = sorted(s for s in present if s != song and present[s] - {label})
+            source = donors[int(rng.integers(len(donors)))] if donors else None
+            kind = kind if source else "silent"
+        others = [c for c in CLASSES if c != label and c in present[source or song]]
         if not others:
             kind = "silent"
         other = None if kind == "silent" else others[int(rng.integers(len(others)))]
-        plan[(song, label)] = Corruption(kind, other)
+        plan[(song, label)] = Corruption(kind, other, source if kind == "foreign" else None)
     return plan
 
 
@@ -92,7 +101,7 @@ def corrupted_audio(stems: dict[str, np.ndarray], label: str, corruption: Corrup
     """The audio the file named ``label`` holds after ``corruption``.
 
     Args:
-        stems: the song's clean stems, ``{class: (channels, samples)}``.
+        stems: the clean stems it draws on, ``{class: (channels, samples)}`` (foreign: the other song's).
         label: the file's class name.
         corruption: what happens to it.
 
@@ -101,6 +110,12 @@ def corrupted_audio(stems: dict[str, np.ndarray], label: str, corruption: Corrup
     """
     if corruption.kind == "swap":
         return stems[corruption.other].copy()
+    if corruption.kind == "foreign":  # cut or padded to the file's own length: songs differ in length
+        own, other = stems[label], stems[corruption.other]
+        out = np.zeros(own.shape, dtype=np.float32)
+        n = min(own.shape[1], other.shape[1])
+        out[:, :n] = other[:, :n]
+        return out
     if corruption.kind == "merge":
         own, other = stems[label], stems[corruption.other]
         n = max(own.shape[1], other.shape[1])
@@ -159,9 +174,12 @@ def corrupt_dataset(
         for n, song in enumerate(songs):
             (tmp / "train" / song).mkdir(parents=True)
             present = [c for c in CLASSES if (song, c) in source]
-            needed = {c for c in present if (song, c) in plan}
-            sources = needed | {plan[(song, c)].other for c in needed} - {None}
-            audio = {c: read_audio(source[(song, c)], sample_rate, channels, convert) for c in sources}
+            needed = [plan[(song, c)] for c in present if (song, c) in plan]
+            audio = {
+                key: read_audio(source[key], sample_rate, channels, convert)
+                for key in {(song, c) for c in present if (song, c) in plan}
+                | {(k.song or song, k.other) for k in needed if k.other}
+            }
             for label in present:
                 corruption = plan.get((song, label))
                 if corruption is None:  # the user's file, byte for byte, in its own format
@@ -170,7 +188,10 @@ def corrupt_dataset(
                     truth = frozenset({label})
                 else:
                     name = f"{label}.wav"
-                    write_audio(tmp / "train" / song / name, corrupted_audio(audio, label, corruption), sample_rate)
+                    held = {c: a for (s, c), a in audio.items() if s == (corruption.song or song)} | {
+                        label: audio[(song, label)]
+                    }
+                    write_audio(tmp / "train" / song / name, corrupted_audio(held, label, corruption), sample_rate)
                     truth = corruption.truth(label)
                 rows.append(
                     {

@@ -1,0 +1,171 @@
+"""A batch of DVC experiments run through the queue, resumable: the machinery of ``compare`` and ``study``.
+
+Each experiment is queued by name (``dvc exp run --queue -S ... --name NAME TARGETS``) and the queue is run
+with ``dvc queue start -j JOBS``; each experiment restores every stage it shares with earlier runs from
+DVC's run cache, so only what its params change reruns. A batch is named by a stamp: running the same
+batch again queues only the experiments that have not finished (a finished one is found in any commit's
+experiments), which is how an interrupted comparison or study resumes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import subprocess
+import time
+from collections.abc import Hashable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from selfrefine import paths
+from selfrefine.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+class DvcError(UserError):
+    """A dvc command failed; the message is its last line of output."""
+
+
+def dvc(*args: str) -> str:
+    """Run a dvc command, return its output; a failure is a :class:`DvcError`.
+
+    ``dvc queue start`` forks a worker that outlives the command; its output goes to files, not to
+    our pipes, which would otherwise stay open until the worker exits.
+    """
+    if args[:2] == ("queue", "start"):
+        proc = subprocess.run(
+            ["dvc", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        if proc.returncode != 0:
+            raise DvcError(f"dvc {' '.join(args)} failed with exit code {proc.returncode}")
+        return ""
+    proc = subprocess.run(["dvc", *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        raise DvcError(f"dvc {' '.join(args)} failed: {lines[-1] if lines else f'exit code {proc.returncode}'}")
+    return proc.stdout
+
+
+def find_experiment(node: Any, name: str) -> dict | None:
+    """The ``dvc exp show --json`` node of experiment ``name`` (``rev``, ``data``), searched recursively."""
+    if isinstance(node, dict):
+        if node.get("name") == name and isinstance(node.get("data"), dict):
+            return node
+        children = node.values()
+    elif isinstance(node, list):
+        children = node
+    else:
+        return None
+    for child in children:
+        found = find_experiment(child, name)
+        if found is not None:
+            return found
+    return None
+
+
+def stamp_time(stamp: str) -> datetime:
+    """The time a batch stamp (``YYYYmmdd-HHMMSS``) names; a malformed stamp is a one-line error."""
+    try:
+        return datetime.strptime(stamp, "%Y%m%d-%H%M%S")
+    except ValueError:
+        raise UserError(
+            f"--stamp {stamp!r}: expected YYYYmmdd-HHMMSS, as in an earlier batch's experiment names"
+        ) from None
+
+
+def queue_status(names: Mapping[Hashable, str]) -> dict[Hashable, str]:
+    """Status word (Queued, Running, Success, Failed, ...) of each of our experiments in ``dvc queue status``."""
+    lines = dvc("queue", "status").splitlines()
+    return {key: line.split()[-1] for key, exp in names.items() for line in lines if exp in line.split()}
+
+
+def finished(names: Mapping[Hashable, str], required: list[str], status: Mapping[Hashable, str]) -> dict:
+    """The ``dvc exp show`` nodes (``rev``, ``data``) of our finished experiments that hold every ``required`` metric.
+
+    An experiment still queued or running is never read: ``dvc exp show`` already lists it, with the metrics
+    files its checkout of the baseline commit holds (the committed run's), not its own (``status``: see
+    :func:`queue_status`). All commits are searched: a batch resumed after new commits still finds its
+    experiments.
+    """
+    busy = {key for key, word in status.items() if word in ("Queued", "Running")}
+    shown = json.loads(dvc("exp", "show", "--json", "--all-commits"))
+    found = {}
+    for key, exp in names.items():
+        if key in busy:
+            continue
+        node = find_experiment(shown, exp)
+        if node is not None and all(path in node["data"].get("metrics", {}) for path in required):
+            found[key] = node
+    return found
+
+
+def show(rev: str, path: Path) -> str:
+    """A file of an experiment's commit."""
+    proc = subprocess.run(["git", "show", f"{rev}:{path.as_posix()}"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise DvcError(f"experiment {rev[:7]} has no {path}: {proc.stderr.strip().splitlines()[-1]}")
+    return proc.stdout
+
+
+def song_scores(rev: str, model: str) -> list[dict]:
+    """An experiment's per-song, per-source scores of separator ``model``, from its commit (``plots/separation/``)."""
+    return list(csv.DictReader(io.StringIO(show(rev, paths.separation_plots(model) / "songs.csv"))))
+
+
+def run_batch(
+    names: Mapping[Hashable, str],
+    args: Mapping[Hashable, list[str]],
+    required: list[str],
+    jobs: int,
+    resume: str,
+    poll_seconds: float = 15.0,
+) -> dict:
+    """Queue the experiments of ``names`` that have not finished, run the queue, wait for all of them.
+
+    Args:
+        names: experiment name per key (names carry the batch's stamp).
+        args: per key, the ``dvc exp run`` arguments after ``--queue`` and before ``--name``: ``-S`` pairs and
+            the targets.
+        required: metrics paths every finished experiment holds (what marks it done).
+        jobs: queue workers (``dvc queue start -j``).
+        resume: the command that resumes this batch, named in the error when an experiment fails.
+        poll_seconds: how often the queue is checked.
+
+    Returns:
+        ``{key: dvc exp show node}`` of every experiment.
+    """
+    status = queue_status(names)
+    found = finished(names, required, status)
+    pending = {key: exp for key, exp in names.items() if key not in found}
+    if pending:
+        for key, exp in pending.items():
+            if status.get(key) not in ("Queued", "Running"):
+                dvc("exp", "run", "--queue", *args[key], "--name", exp)
+                log.info("queued %s", exp)
+        dvc("queue", "start", "-j", str(jobs))
+        log.info("running %d experiments in the DVC queue (`dvc queue status` shows them)", len(pending))
+    misses = 0
+    while len(found) < len(names):
+        time.sleep(poll_seconds)
+        status = queue_status(names)
+        failed = [names[key] for key, word in status.items() if word == "Failed"]
+        if failed:
+            raise DvcError(
+                f"experiment {failed[0]} failed; see `dvc queue logs {failed[0]}`. The queue goes on with the rest:"
+                f" {resume}"
+            )
+        if any(word == "Queued" for word in status.values()) and "Running" not in status.values():
+            dvc("queue", "start", "-j", str(jobs))  # the workers can exit with work left in the queue
+        try:
+            found = finished(names, required, status)
+            misses = 0
+        except DvcError as err:  # `dvc exp show` can fail while a worker holds the repository; ask again
+            misses += 1
+            if misses >= 20:
+                raise
+            log.info("%s; asking again", err)
+    return found

@@ -1,0 +1,429 @@
+"""``selfrefine study NAME``: the paper's three open questions, answered where the truth is known.
+
+- ``noise-rate``: the share of noisy labels (``study.noise_rates``, with ``noise.kinds`` as set) and each kind of
+  noise alone at ``noise.rate`` (``study.noise_kinds``): swap, merge, silent, and ``foreign`` (another song's
+  audio, which nothing in the stem's own song corroborates).
+- ``threshold``: ``refine.threshold`` over ``study.thresholds`` (probabilities and ``adaptive``).
+- ``iterations``: rounds 1 .. ``study.rounds``, each mix-trained on the round before's labels, with a stopping rule
+  that sees only noisy data: stop at the first round from 2 on that changes fewer than ``study.stop_changed`` of
+  the label sets (what a user without the truth can measure).
+
+Each point is a set of DVC experiments (:mod:`selfrefine.experiments`: queued, run, resumable with ``--stamp``)
+that train the separators of ``study.models`` on the point's refined labels, and on its noisy and clean labels
+where the point changes those (noise-rate; the other two studies share one noisy and one clean reference),
+``study.seeds`` runs each. From the per-song scores and the refinement metrics kept under
+``metrics/studies/<study>/``, :func:`tabulate` writes ``metrics/studies/<study>.json`` (per point: label
+accuracy, detection precision / recall, and SDR, the gain over noisy and the share of the noisy -> clean gap
+closed with 95 % intervals from the paired hierarchical bootstrap), ``plots/studies/<study>.png`` and the README's
+section for the study.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from selfrefine import paths
+from selfrefine.compare import SCORE_COLUMNS, song_matrix, update_readme
+from selfrefine.config import STUDIES, NoiseKinds, Params
+from selfrefine.errors import UserError
+from selfrefine.evaluation.intervals import compare_conditions
+from selfrefine.experiments import run_batch, show, song_scores, stamp_time
+from selfrefine.outputs import read_csv, write_csv, write_json
+
+log = logging.getLogger(__name__)
+
+FOLDER = Path("metrics/studies")
+SHARED = "shared"
+"""The point name of a study's shared noisy and clean references (a sweep that does not change them)."""
+COLUMNS = ["point", *SCORE_COLUMNS]
+
+
+@dataclass(frozen=True)
+class Point:
+    """One swept value: its params overrides and the refined table it is judged by."""
+
+    name: str
+    overrides: tuple[tuple[str, str], ...]
+    refined: str
+    own_references: bool
+    """Whether the point changes the noisy and clean tables (then it trains on them itself)."""
+
+    @property
+    def round(self) -> str:
+        return self.refined.removeprefix("refined_")
+
+
+def _numeric_rounds(params: Params) -> list[int]:
+    return sorted(int(k) for k in params.refine.rounds if k.isdigit())
+
+
+def points(study: str, params: Params) -> list[Point]:
+    """The grid of ``study`` from ``params.study``."""
+    s = params.study
+    last = f"refined_{_numeric_rounds(params)[-1]}" if _numeric_rounds(params) else None
+    if study not in STUDIES:
+        raise UserError(f"unknown study '{study}'; use one of {', '.join(STUDIES)}")
+    if last is None:
+        raise UserError("refine.rounds: the studies need a numbered round (e.g. 1: noisy)")
+    if study == "noise-rate":
+        kinds = [f.name for f in dataclasses.fields(NoiseKinds)]
+        grid = [Point(f"rate {r:g}", (("noise.rate", f"{r:g}"),), last, True) for r in s.noise_rates]
+        grid += [
+            Point(f"{k} only", tuple((f"noise.kinds.{o}", "1" if o == k else "0") for o in kinds), last, True)
+            for k in s.noise_kinds
+        ]
+        return grid
+    if study == "threshold":
+        return [Point(f"{t}", (("refine.threshold", f"{t}"),), last, False) for t in s.thresholds]
+    have = _numeric_rounds(params)
+    grid = []
+    for r in range(1, s.rounds + 1):
+        added = tuple((f"+refine.rounds.{k}", f"refined_{k - 1}") for k in range(have[-1] + 1, r + 1))
+        grid.append(Point(f"{r}", added, f"refined_{r}", False))
+    return grid
+
+
+def runs(study: str, params: Params) -> dict[tuple[str, str], tuple[tuple[str, str], ...]]:
+    """``{(point, table): overrides}`` of every separator-training condition of the study."""
+    out: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
+    grid = points(study, params)
+    if not all(p.own_references for p in grid):
+        out[(SHARED, "noisy")] = out[(SHARED, "clean")] = ()
+    for p in grid:
+        for table in ["noisy", p.refined, "clean"] if p.own_references else [p.refined]:
+            out[(p.name, table)] = p.overrides
+    return out
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]+", "-", text).strip("-")
+
+
+def experiment_name(study: str, point: str, table: str, seed: int, stamp: str) -> str:
+    return f"study-{study}-{_slug(point)}-{table}-s{seed}-{stamp}"
+
+
+def set_args(overrides: tuple[tuple[str, str], ...], table: str, seed: int, models: list[str]) -> list[str]:
+    """``dvc exp run`` arguments of one training run (and its evaluation, the target)."""
+    pairs = [
+        *overrides,
+        ("separate.labels", table),
+        ("separate.seed", str(seed)),
+        ("separate.models", "[" + ",".join(models) + "]"),
+    ]
+    return [*(arg for key, value in pairs for arg in ("-S", f"{key}={value}")), "evaluate"]
+
+
+def label_metrics(rev: str, round_key: str) -> dict:
+    """Label quality of refinement round ``round_key`` and its classifier, from an experiment's commit.
+
+    ``changed_share`` (label sets the round changed) needs no truth; the accuracies, detection precision /
+    recall and clean stems wrongly changed are there only when the truth is known.
+    """
+    m = json.loads(show(rev, paths.metrics("refine", round_key)))
+    c = json.loads(show(rev, paths.metrics("classifier", round_key)))
+    out = {
+        "changed_share": m["changed"] / m["stems"],
+        "classifier_exact_match": c["test_clean_mixtures"]["exact_match"],
+    }
+    if "label_accuracy_refined" in m:
+        out |= {
+            "accuracy_noisy": m["label_accuracy_noisy"],
+            "accuracy_trained_on": m["label_accuracy_input"],
+            "accuracy_refined": m["label_accuracy_refined"],
+            "precision": m["detection"]["precision"],
+            "recall": m["detection"]["recall"],
+            "clean_wrongly_changed": m["clean_wrongly_changed"],
+        }
+    return out
+
+
+def run_study(params: Params, study: str, stamp: str | None = None, jobs: int | None = None) -> dict:
+    """Queue, run and keep every experiment of ``study`` (see module docstring), then :func:`tabulate`.
+
+    Args:
+        params: the committed params (the grid: ``study``).
+        study: one of :data:`~selfrefine.config.STUDIES`.
+        stamp: names the batch; the stamp of an interrupted study queues only what has not finished.
+        jobs: DVC queue workers (default ``study.jobs``).
+    """
+    grid = points(study, params)
+    models = params.study.models
+    conditions = runs(study, params)
+    stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
+    queued = stamp_time(stamp)
+    names = {
+        (pt, t, k): experiment_name(study, pt, t, k, stamp) for pt, t in conditions for k in range(params.study.seeds)
+    }
+    log.info(
+        "study %s: %d points, %d experiments; resume an interruption with `selfrefine study %s --stamp %s`",
+        study, len(grid), len(names), study, stamp,
+    )  # fmt: skip
+    found = run_batch(
+        names,
+        {(pt, t, k): set_args(conditions[(pt, t)], t, k, models) for pt, t, k in names},
+        [paths.metrics("separation", m).as_posix() for m in models],
+        jobs or params.study.jobs,
+        f"`selfrefine study {study} --stamp {stamp}` resumes the study",
+    )
+    folder = FOLDER / study
+    for model in models:
+        rows = [
+            {"point": pt, "labels": t, "seed": k, **{c: r[c] for c in SCORE_COLUMNS[2:]}}
+            for (pt, t, k), node in sorted(found.items())
+            for r in song_scores(node["rev"], model)
+        ]
+        write_csv(folder / f"{model}.csv", rows, COLUMNS)
+    labels = {p.name: label_metrics(found[(p.name, p.refined, 0)]["rev"], p.round) for p in grid}
+    write_json(folder / "labels.json", labels)
+    stamps = [node["data"]["timestamp"] for node in found.values() if node["data"].get("timestamp")]
+    last = max(map(datetime.fromisoformat, stamps), default=datetime.now())
+    write_json(
+        folder / "batch.json",
+        {
+            "stamp": stamp,
+            "experiments": len(names),
+            "queued": queued.isoformat(),
+            "last_finished": last.isoformat(),
+            "minutes": round((last - queued).total_seconds() / 60, 1),
+        },
+    )
+    return tabulate(params, study)
+
+
+def stopping_round(labels: dict[str, dict], threshold: float) -> str:
+    """The noisy-only stopping rule: the first round from 2 on whose refinement changed fewer than ``threshold``
+    of the label sets (the labels have settled); the last round when none did."""
+    rounds = list(labels)
+    for r in rounds[1:]:
+        if labels[r]["changed_share"] < threshold:
+            return r
+    return rounds[-1]
+
+
+def tabulate(params: Params, study: str, folder: Path = FOLDER) -> dict:
+    """The study's JSON, plot and README section, from the kept scores and label metrics alone."""
+    grid = points(study, params)
+    kept = folder / study
+    labels_path = kept / "labels.json"
+    if not labels_path.is_file():
+        raise UserError(f"{labels_path}: no kept results; run `selfrefine study {study}` first")
+    labels = json.loads(labels_path.read_text())
+    batch = kept / "batch.json"
+    result: dict[str, Any] = {
+        "study": study,
+        "level": 0.95,
+        "replicates": params.study.replicates,
+        "models": params.study.models,
+        "batch": json.loads(batch.read_text()) if batch.is_file() else None,
+        "points": [],
+    }
+    scores = {}
+    for model in params.study.models:
+        path = kept / f"{model}.csv"
+        if not path.is_file():
+            raise UserError(f"{path}: no kept scores; run `selfrefine study {study}` first")
+        scores[model] = read_csv(path)
+    for p in grid:
+        if p.name not in labels:
+            raise UserError(f"{labels_path}: no point '{p.name}' (study.* changed?); run `selfrefine study {study}`")
+        entry: dict[str, Any] = {
+            "point": p.name,
+            "overrides": dict(p.overrides),
+            "refined": p.refined,
+            "labels": labels[p.name],
+            "models": {},
+        }
+        reference = p.name if p.own_references else SHARED
+        for model, rows in scores.items():
+            matrices = {
+                "noisy": _matrix(rows, reference, "noisy", path),
+                "refined": _matrix(rows, p.name, p.refined, path),
+                "clean": _matrix(rows, reference, "clean", path),
+            }
+            if len({(tuple(m[1]), m[2]) for m in matrices.values()}) != 1:
+                raise UserError(
+                    f"{kept / model}.csv: point '{p.name}' was not run with its references' seeds and songs"
+                )
+            r = compare_conditions(
+                {t: m[0] for t, m in matrices.items()}, ["refined"], params.study.replicates, params.seed
+            )
+            entry["models"][model] = {
+                "noisy": r["noisy"],
+                "refined": r["refined"],
+                "clean": r["clean"],
+                "refined_minus_noisy": r["differences"]["refined"]["minus_noisy"],
+                "refined_minus_clean": r["differences"]["refined"]["minus_clean"],
+                "gap_closed": r["differences"]["refined"]["gap_closed"],
+                "seeds": matrices["refined"][1],
+                "songs": len(matrices["refined"][2]),
+            }
+        result["points"].append(entry)
+    if study == "iterations":
+        by_round = {e["point"]: e["labels"] for e in result["points"]}
+        result["stopping_rule"] = {
+            "changed_below": params.study.stop_changed,
+            "round": stopping_round(by_round, params.study.stop_changed),
+        }
+    result["findings"] = findings(result)
+    write_json(folder / f"{study}.json", result)
+    plot(Path("plots/studies") / f"{study}.png", result)
+    update_readme(Path("README.md"), section(result), f"study:{study}")
+    log.info(
+        "study %s: wrote %s, plots/studies/%s.png and the README's section", study, folder / f"{study}.json", study
+    )
+    return result
+
+
+def _matrix(rows: list[dict], point: str, table: str, path: Path) -> tuple[np.ndarray, list[int], tuple[str, ...]]:
+    mine = [r for r in rows if r["point"] == point]
+    if not any(r["labels"] == table for r in mine):
+        raise UserError(f"{path}: no runs of {table} at point '{point}'; run the study (with --stamp to resume)")
+    matrix, seeds, songs = song_matrix(mine, table)
+    return matrix, seeds, tuple(songs)
+
+
+def _ci(v: dict, scale: float = 1.0, digits: int = 2) -> str:
+    return f"{scale * v['mean']:.{digits}f} [{scale * v['ci_low']:.{digits}f}, {scale * v['ci_high']:.{digits}f}]"
+
+
+def _pct(x: float | None) -> str:
+    return "" if x is None else f"{100 * x:.1f} %"
+
+
+def findings(result: dict) -> list[str]:
+    """Two sentences on what the study shows: the labels, then the separators (from the numbers alone)."""
+    pts = result["points"]
+    out = []
+    known = [e for e in pts if "accuracy_refined" in e["labels"]]
+    if known:
+        gains = {e["point"]: e["labels"]["accuracy_refined"] - e["labels"]["accuracy_trained_on"] for e in known}
+        best, worst = max(gains, key=gains.get), min(gains, key=gains.get)
+        peak = max(known, key=lambda e: e["labels"]["accuracy_refined"])
+        text = (
+            f"Refinement moves the share of right label sets by {100 * gains[best]:+.1f} points at {best} "
+            f"and {100 * gains[worst]:+.1f} at {worst}; the refined labels are best at {peak['point']} "
+            f"({_pct(peak['labels']['accuracy_refined'])} right)"
+        )
+        worse = [p for p, g in gains.items() if g < 0]
+        if worse:
+            text += f", and worse than the labels they were trained on at {', '.join(worse)}"
+        out.append(text + ".")
+    for model in result["models"]:
+        closed = {e["point"]: e["models"][model]["gap_closed"] for e in pts}
+        gain = {e["point"]: e["models"][model]["refined_minus_noisy"] for e in pts}
+        established = [p for p, g in gain.items() if g["ci_low"] > 0]
+        harmful = [p for p, g in gain.items() if g["ci_high"] < 0]
+        best = max(closed, key=lambda p: closed[p]["mean"])
+        text = (
+            f"{model}: the refined labels close {_ci(closed[best], 100, 0)} % of the noisy → clean SDR gap at {best}; "
+            f"their gain over noisy labels is established (95 % interval above 0) at "
+            f"{', '.join(established) if established else 'no point'}"
+        )
+        if harmful:
+            text += f" and below 0 at {', '.join(harmful)}"
+        out.append(text + ".")
+    if "stopping_rule" in result:
+        rule = result["stopping_rule"]
+        by_truth = max(known, key=lambda e: e["labels"]["accuracy_refined"])["point"] if known else None
+        text = (
+            f"The noisy-only stopping rule (stop once a round changes fewer than {100 * rule['changed_below']:g} % "
+            f"of the label sets) picks round {rule['round']}"
+        )
+        if by_truth:
+            text += f"; the truth would pick round {by_truth}"
+        out.append(text + ".")
+    return out
+
+
+def markdown(result: dict) -> str:
+    """Per point: labels right (trained on → refined), detection precision / recall, labels changed, and per
+    model the refined labels' global SDR gain over noisy and share of the gap closed, with 95 % intervals."""
+    models = result["models"]
+    head = "| point | labels right: trained on → refined | precision / recall | labels changed |"
+    head += "".join(f" {m}: refined − noisy (dB) | {m}: gap closed (%) |" for m in models)
+    lines = [head, "|---" * (4 + 2 * len(models)) + "|"]
+    for e in result["points"]:
+        lab = e["labels"]
+        right = (
+            f"{_pct(lab.get('accuracy_trained_on'))} → {_pct(lab.get('accuracy_refined'))}"
+            if "accuracy_refined" in lab
+            else ""
+        )
+        pr = f"{lab['precision']:.3f} / {lab['recall']:.3f}" if "precision" in lab else ""
+        cells = [e["point"], right, pr, _pct(lab["changed_share"])]
+        for m in models:
+            cells += [_ci(e["models"][m]["refined_minus_noisy"]), _ci(e["models"][m]["gap_closed"], 100, 0)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def section(result: dict) -> str:
+    """The README's section of one study, generated from its JSON."""
+    study, batch = result["study"], result["batch"]
+    seeds = {len(e["models"][m]["seeds"]) for e in result["points"] for m in result["models"]}
+    parts = [
+        f"![{study}](plots/studies/{study}.png)",
+        "",
+        *result["findings"],
+        "",
+        markdown(result),
+        f"Separators: {', '.join(result['models'])}, {'/'.join(map(str, sorted(seeds)))} training runs per label table"
+        f" and point; 95 % intervals from the paired hierarchical bootstrap ({result['replicates']} replicates)."
+        f" `metrics/studies/{study}.json`; rerun with `selfrefine study {study}`.",
+    ]
+    if batch:
+        parts.append(
+            f"Wall time: {batch['experiments']} experiments queued at {batch['queued']}, the last finished at "
+            f"{batch['last_finished']}: {batch['minutes']} min (one queue worker)."
+        )
+    return "\n".join(parts) + "\n"
+
+
+def plot(path: Path, result: dict) -> None:
+    """Label quality against the swept value, and per model the share of the SDR gap closed with its interval."""
+    from selfrefine.plots import plt, save_figure
+
+    pts = result["points"]
+    x = np.arange(len(pts))
+    names = [e["point"] for e in pts]
+    fig, axes = plt.subplots(1, 1 + len(result["models"]), figsize=(5.0 * (1 + len(result["models"])), 4.2))
+    ax = axes[0]
+    for key, label in [
+        ("accuracy_trained_on", "labels right: trained on"),
+        ("accuracy_refined", "labels right: refined"),
+        ("precision", "detection precision"),
+        ("recall", "detection recall"),
+        ("changed_share", "share of labels changed"),
+    ]:
+        values = [e["labels"].get(key) for e in pts]
+        if all(v is not None for v in values):
+            ax.plot(x, values, "o-", label=label)
+    ax.set_xticks(x, names, rotation=30, fontsize=8)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"{result['study']}: labels")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    for ax, model in zip(axes[1:], result["models"]):
+        gaps = [e["models"][model]["gap_closed"] for e in pts]
+        means = [100 * g["mean"] for g in gaps]
+        errors = [[100 * (g["mean"] - g["ci_low"]) for g in gaps], [100 * (g["ci_high"] - g["mean"]) for g in gaps]]
+        ax.errorbar(x, means, yerr=errors, fmt="o", capsize=5, color="black", label="mean, 95 % CI")
+        ax.axhline(0, color="tab:red", lw=0.8, label="noisy labels")
+        ax.axhline(100, color="tab:green", lw=0.8, label="clean labels")
+        ax.set_xticks(x, names, rotation=30, fontsize=8)
+        ax.set_ylabel("noisy → clean SDR gap closed (%)")
+        ax.set_title(f"{model}: separation")
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=7)
+    save_figure(fig, path)

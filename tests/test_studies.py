@@ -1,0 +1,202 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from selfrefine import CLASSES, experiments, studies
+from selfrefine.config import ParamsError, load_params, parse_params
+from selfrefine.errors import UserError
+from selfrefine.outputs import write_csv
+
+from conftest import ROOT
+
+
+@pytest.fixture
+def params():
+    return load_params(ROOT / "params.yaml")
+
+
+def test_each_study_is_a_grid_of_params_overrides(params) -> None:
+    noise = studies.points("noise-rate", params)
+    assert [p.name for p in noise] == [
+        *(f"rate {r:g}" for r in params.study.noise_rates),
+        *(f"{k} only" for k in params.study.noise_kinds),
+    ]
+    assert all(p.own_references and p.refined == "refined_2" for p in noise)
+    foreign = dict(noise[-1].overrides)
+    assert foreign == {
+        "noise.kinds.swap": "0",
+        "noise.kinds.merge": "0",
+        "noise.kinds.silent": "0",
+        "noise.kinds.foreign": "1",
+    }
+    threshold = studies.points("threshold", params)
+    assert [dict(p.overrides) for p in threshold][-1] == {"refine.threshold": "adaptive"}
+    assert not any(p.own_references for p in threshold)
+    rounds = studies.points("iterations", params)
+    assert [p.refined for p in rounds] == [f"refined_{r}" for r in range(1, params.study.rounds + 1)]
+    assert rounds[1].overrides == () and dict(rounds[4].overrides) == {
+        "+refine.rounds.3": "refined_2",
+        "+refine.rounds.4": "refined_3",
+        "+refine.rounds.5": "refined_4",
+    }
+    with pytest.raises(UserError, match="unknown study 'thresholds'"):
+        studies.points("thresholds", params)
+
+
+def test_shared_references_are_trained_once_and_the_noise_points_train_their_own(params) -> None:
+    threshold = studies.runs("threshold", params)
+    assert list(threshold)[:2] == [("shared", "noisy"), ("shared", "clean")]
+    assert len(threshold) == 2 + len(params.study.thresholds)
+    noise = studies.runs("noise-rate", params)
+    assert ("shared", "noisy") not in noise and ("rate 0.1", "clean") in noise
+    assert len(noise) == 3 * (len(params.study.noise_rates) + len(params.study.noise_kinds))
+    args = studies.set_args((("noise.rate", "0.1"),), "clean", 1, ["demucs"])
+    assert args == [
+        "-S",
+        "noise.rate=0.1",
+        "-S",
+        "separate.labels=clean",
+        "-S",
+        "separate.seed=1",
+        "-S",
+        "separate.models=[demucs]",
+        "evaluate",
+    ]
+
+
+@pytest.mark.parametrize(
+    "block, message",
+    [
+        ({"noise_kinds": ["swap", "fake"]}, "study.noise_kinds: unknown kind 'fake'"),
+        ({"thresholds": [0.5, 1.5]}, "study.thresholds: 1.5"),
+        ({"models": ["umx"]}, "study.models: 'umx'"),
+        ({"noise_rates": [1.2]}, "study.noise_rates: 1.2"),
+        ({"rounds": 0}, "study.rounds"),
+    ],
+)
+def test_a_bad_study_grid_is_one_line(block: dict, message: str) -> None:
+    import yaml
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["study"].update(block)
+    with pytest.raises(ParamsError, match=message):
+        parse_params(raw, "params.yaml")
+
+
+def test_the_stopping_rule_sees_only_the_share_of_labels_changed() -> None:
+    labels = {"1": {"changed_share": 0.3}, "2": {"changed_share": 0.05}, "3": {"changed_share": 0.01}}
+    assert studies.stopping_round(labels, 0.02) == "3"
+    assert studies.stopping_round(labels, 0.1) == "2"
+    assert studies.stopping_round(labels, 0.001) == "3", "none settles: the last round"
+
+
+def _kept(study: str, params, refined_shift: dict[str, float]) -> None:
+    """Kept scores of every run of ``study`` (clean 2 dB above noisy, refined as given) and label metrics."""
+    rng = np.random.default_rng(0)
+    shift = {"noisy": 0.0, "clean": 2.0}
+    rows = []
+    for (point, table), _ in studies.runs(study, params).items():
+        d = shift.get(table) if point == "shared" or table in shift else refined_shift[point]
+        rows += [
+            {
+                "point": point,
+                "labels": table,
+                "seed": k,
+                "song": f"s{j}",
+                "source": c,
+                "global_sdr": 1 + d + 0.2 * k + 0.3 * rng.normal(),
+                "sdr": 1,
+            }  # fmt: skip
+            for k in range(2)
+            for j in range(6)
+            for c in CLASSES
+        ]
+    folder = Path("metrics/studies") / study
+    write_csv(folder / "demucs.csv", rows, studies.COLUMNS)
+    changed = {p.name: 0.3 / (i + 1) ** 2 for i, p in enumerate(studies.points(study, params))}
+    labels = {
+        p.name: {
+            "changed_share": changed[p.name],
+            "classifier_exact_match": 0.8,
+            "accuracy_noisy": 0.7,
+            "accuracy_trained_on": 0.7,
+            "accuracy_refined": 0.9 - 0.01 * i,
+            "precision": 0.9,
+            "recall": 0.95,
+            "clean_wrongly_changed": 3,
+        }
+        for i, p in enumerate(studies.points(study, params))
+    }
+    (folder / "labels.json").write_text(json.dumps(labels))
+    batch = {"stamp": "20260101-000000", "experiments": 14, "queued": "2026-01-01T00:00:00",
+             "last_finished": "2026-01-01T01:00:00", "minutes": 60.0}  # fmt: skip
+    (folder / "batch.json").write_text(json.dumps(batch))
+
+
+def test_tabulate_writes_the_json_plot_and_readme_section_from_the_kept_files(
+    tmp_path: Path, monkeypatch, params
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("README.md").write_text("a\n<!-- study:iterations:start -->\nold\n<!-- study:iterations:end -->\nb\n")
+    shift = {"1": 1.0, "2": 2.0, "3": 2.0, "4": 0.0, "5": -1.0}
+    _kept("iterations", params, shift)
+    result = studies.tabulate(params, "iterations")
+    assert json.loads(Path("metrics/studies/iterations.json").read_text()) == json.loads(json.dumps(result))
+    demucs = {e["point"]: e["models"]["demucs"] for e in result["points"]}
+    assert demucs["2"]["gap_closed"]["mean"] == pytest.approx(1.0, abs=0.15)
+    assert demucs["1"]["gap_closed"]["ci_low"] < 0.5 < demucs["1"]["gap_closed"]["ci_high"]
+    assert demucs["5"]["refined_minus_noisy"]["ci_high"] < 0 < demucs["2"]["refined_minus_noisy"]["ci_low"]
+    assert demucs["3"]["seeds"] == [0, 1] and demucs["3"]["songs"] == 6
+    assert result["stopping_rule"] == {"changed_below": 0.02, "round": "4"}  # 0.3/9 = 0.033, 0.3/16 = 0.019
+    readme = Path("README.md").read_text()
+    assert readme.startswith("a\n<!-- study:iterations:start -->\n![iterations](plots/studies/iterations.png)")
+    assert "picks round 4; the truth would pick round 1" in readme and "below 0 at 5" in readme
+    assert "60.0 min" in readme and "old" not in readme and readme.endswith("<!-- study:iterations:end -->\nb\n")
+    assert Path("plots/studies/iterations.png").stat().st_size > 1000
+
+
+def test_tabulate_names_what_is_missing(tmp_path: Path, monkeypatch, params) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match="run `selfrefine study threshold` first"):
+        studies.tabulate(params, "threshold")
+    _kept("threshold", params, dict.fromkeys(map(str, params.study.thresholds), 1.0))
+    rows = Path("metrics/studies/threshold/demucs.csv").read_text().splitlines()
+    Path("metrics/studies/threshold/demucs.csv").write_text("\n".join(r for r in rows if not r.startswith("0.9,")))
+    with pytest.raises(UserError, match="no runs of refined_2 at point '0.9'"):
+        studies.tabulate(params, "threshold")
+
+
+def test_a_batch_queues_only_what_has_not_finished_and_names_the_resume_on_failure(monkeypatch) -> None:
+    required = ["metrics/separation/demucs.json"]
+    done = {"metrics": {required[0]: {}}, "timestamp": "2026-01-01T00:00:00"}
+    state: dict[str, str] = {}  # experiment -> queue status; a: finished in an earlier run of the batch
+    finished = {"study-a-1"}
+    calls = []
+
+    def dvc(*args):
+        calls.append(args)
+        if args == ("queue", "status"):
+            return "".join(f"x  {exp}  {word}\n" for exp, word in state.items())
+        if args[:2] == ("exp", "show"):
+            return json.dumps([{"rev": "r-" + exp, "name": exp, "data": done} for exp in sorted(finished)])
+        if args[:2] == ("exp", "run"):
+            state[args[-1]] = "Queued"
+        if args[:2] == ("queue", "start"):  # the worker runs what is queued: b succeeds, c fails
+            for exp, word in state.items():
+                if word == "Queued":
+                    state[exp] = "Failed" if exp.startswith("study-c") else "Success"
+                    finished.update({exp} - {"study-c-1"})
+        return ""
+
+    monkeypatch.setattr(experiments, "dvc", dvc)
+    monkeypatch.setattr(experiments.time, "sleep", lambda s: None)
+    names = {"a": "study-a-1", "b": "study-b-1"}
+    found = experiments.run_batch(names, {"a": ["A"], "b": ["B"]}, required, 1, "resume")
+    assert {k: v["rev"] for k, v in found.items()} == {"a": "r-study-a-1", "b": "r-study-b-1"}
+    assert [c for c in calls if c[:2] == ("exp", "run")] == [("exp", "run", "--queue", "B", "--name", "study-b-1")]
+    with pytest.raises(experiments.DvcError, match="study-c-1 failed.*RESUME HINT"):
+        experiments.run_batch(
+            {"a": "study-a-1", "c": "study-c-1"}, {"a": ["A"], "c": ["C"]}, required, 1, "RESUME HINT"
+        )

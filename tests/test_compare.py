@@ -202,3 +202,16 @@ def test_injected_noise_conditions_are_set_against_clean_per_source(tmp_path: Pa
     assert against["pairs"][f"{fn} − {fp}"]["vocals"]["ci_high"] < -3
     readme = Path("README.md").read_text()
     assert f"| xumx | {fn} − clean | " in readme and f"| xumx | {fn} − {fp} | " in readme
+
+
+def test_noisy_labels_with_a_robust_loss_are_a_method_set_against_noisy_not_injected_noise(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("README.md").write_text("<!-- results:start -->\n<!-- results:end -->\n")
+    robust = "noisy@separators.demucs.train.truncate_quantile=0.8"
+    fn = "noisy@noise.kinds.swap=0@noise.kinds.merge=1"
+    _kept_scores(Path("metrics/compare"), {"noisy": 0.0, "clean": 4.0, robust: 2.0, fn: 1.0})
+    demucs = tabulate(load_params(ROOT / "params.yaml"))["models"]["demucs"]
+    assert demucs["differences"][robust]["gap_closed"]["mean"] == pytest.approx(0.5, abs=0.1)
+    assert list(demucs["against_clean"]["conditions"]) == ["noisy", fn] and fn not in demucs["differences"]

@@ -485,3 +485,41 @@ def test_compare_queues_runs_keeps_per_song_scores_and_tabulates_intervals(repo:
     (repo / "metrics" / "compare.json").unlink()
     _run(repo, "selfrefine", "compare", "--tabulate")
     assert (repo / "metrics" / "compare.json").read_text() == before, "one command regenerates it from the kept files"
+
+
+def test_a_study_runs_its_grid_as_experiments_resumes_and_tabulates(repo: Path) -> None:
+    # iterations, rounds 1..3 with one training run each: two shared references and three points. The smoke
+    # classifier (4 steps) is near chance: a low threshold keeps every class in the refined label sets, so no
+    # named pool is empty (this test is about the study's machinery, not about the labels)
+    _set_params(
+        repo,
+        separate={"pool": "named"},
+        refine={"threshold": 0.05},
+        study={"seeds": 1, "models": ["xumx"], "rounds": 3},
+    )
+    _run(repo, "git", "commit", "-qam", "a small study")  # queued experiments see committed files only
+    proc = _run(repo, "selfrefine", "study", "iterations", "--jobs", "2")
+    assert proc.stderr.count(": queued study-iterations-") == 5
+    result = json.loads((repo / "metrics" / "studies" / "iterations.json").read_text())
+    rounds = {e["point"]: e for e in result["points"]}
+    assert list(rounds) == ["1", "2", "3"]
+    assert rounds["3"]["overrides"] == {"+refine.rounds.3": "refined_2"}
+    # each round is trained on the one before's labels: the chain ran in the experiments, round 3 included
+    for r in ("2", "3"):
+        assert rounds[r]["labels"]["accuracy_trained_on"] == rounds[str(int(r) - 1)]["labels"]["accuracy_refined"]
+    for e in result["points"]:
+        xumx = e["models"]["xumx"]
+        assert xumx["seeds"] == [0] and xumx["songs"] == 3 and 0 <= e["labels"]["changed_share"] <= 1
+        assert xumx["refined"]["ci_low"] <= xumx["refined"]["mean"] <= xumx["refined"]["ci_high"]
+    assert rounds["1"]["models"]["xumx"]["noisy"] == rounds["3"]["models"]["xumx"]["noisy"], "one shared reference"
+    assert result["stopping_rule"]["round"] in ("2", "3")
+    section = (repo / "README.md").read_text().split("<!-- study:iterations:start -->")[1].split("<!-- study:")[0]
+    assert "![iterations](plots/studies/iterations.png)" in section and "picks round" in section
+    assert (repo / "plots" / "studies" / "iterations.png").stat().st_size > 1000
+    stamp = json.loads((repo / "metrics" / "studies" / "iterations" / "batch.json").read_text())["stamp"]
+    before = (repo / "metrics" / "studies" / "iterations.json").read_text()
+    again = _run(repo, "selfrefine", "study", "iterations", "--stamp", stamp)
+    assert "queued study-" not in again.stderr, "a finished study's stamp queues nothing"
+    (repo / "metrics" / "studies" / "iterations.json").unlink()
+    _run(repo, "selfrefine", "study", "iterations", "--tabulate")
+    assert (repo / "metrics" / "studies" / "iterations.json").read_text() == before

@@ -262,8 +262,8 @@ def tabulate(params: Params, folder: Path = FOLDER) -> dict:
         shapes = {t: (m[1], m[2]) for t, m in matrices.items()}
         if len({(tuple(a), tuple(b)) for a, b in shapes.values()}) != 1:
             raise UserError(f"{path}: the label tables were not run with the same seeds and songs; rerun compare")
-        refined = [t for t in labels if _table(t) not in ("noisy", "clean")]
-        injected = [t for t in labels if t not in ("noisy", "clean") and t not in refined]
+        injected = [t for t in labels if _injected(t)]
+        refined = [t for t in labels if t not in ("noisy", "clean", *injected)]
         result = compare_conditions(
             {t: m[0] for t, m in matrices.items()}, refined, params.compare.replicates, params.seed
         )
@@ -314,6 +314,13 @@ def tabulate(params: Params, folder: Path = FOLDER) -> dict:
 def _table(condition: str) -> str:
     """The label table of a condition (``noisy@noise.kinds.swap=0`` -> ``noisy``)."""
     return condition.split("@", 1)[0]
+
+
+def _injected(condition: str) -> bool:
+    """Whether a condition is noisy labels with other injected noise (only ``noise.*`` overrides), not a method
+    (a refined table, or noisy labels with a method's overrides such as a noise-robust loss)."""
+    table, *pairs = condition.split("@")
+    return table == "noisy" and bool(pairs) and all(p.startswith("noise.") for p in pairs)
 
 
 def against_clean(rows: list[dict], conditions: list[str], replicates: int, seed: int) -> dict:

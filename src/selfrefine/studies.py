@@ -347,12 +347,14 @@ def findings(result: dict) -> list[str]:
 
 
 def markdown(result: dict) -> str:
-    """Per point: labels right (trained on → refined), detection precision / recall, labels changed, and per
-    model the refined labels' global SDR gain over noisy and share of the gap closed, with 95 % intervals."""
+    """Per point: labels right (trained on → refined), detection precision / recall, labels changed, the round's
+    classifier's exact match on clean test mixtures, and per model the refined labels' global SDR gain over noisy and share of the gap closed, with 95 % intervals."""
     models = result["models"]
-    head = "| point | labels right: trained on → refined | precision / recall | labels changed |"
+    head = (
+        "| point | labels right: trained on → refined | precision / recall | labels changed | classifier exact match |"
+    )
     head += "".join(f" {m}: refined − noisy (dB) | {m}: gap closed (%) |" for m in models)
-    lines = [head, "|---" * (4 + 2 * len(models)) + "|"]
+    lines = [head, "|---" * (5 + 2 * len(models)) + "|"]
     for e in result["points"]:
         lab = e["labels"]
         right = (
@@ -361,7 +363,7 @@ def markdown(result: dict) -> str:
             else ""
         )
         pr = f"{lab['precision']:.3f} / {lab['recall']:.3f}" if "precision" in lab else ""
-        cells = [e["point"], right, pr, _pct(lab["changed_share"])]
+        cells = [e["point"], right, pr, _pct(lab["changed_share"]), _pct(lab["classifier_exact_match"])]
         for m in models:
             cells += [_ci(e["models"][m]["refined_minus_noisy"]), _ci(e["models"][m]["gap_closed"], 100, 0)]
         lines.append("| " + " | ".join(cells) + " |")

@@ -392,6 +392,9 @@ def section(result: dict) -> str:
     return "\n".join(parts) + "\n"
 
 
+_AXIS = {"noise-rate": "label noise", "threshold": "refine.threshold", "iterations": "refinement round"}
+
+
 def plot(path: Path, result: dict) -> None:
     """Label quality against the swept value, and per model the share of the SDR gap closed with its interval."""
     from selfrefine.plots import plt, save_figure
@@ -411,7 +414,12 @@ def plot(path: Path, result: dict) -> None:
         values = [e["labels"].get(key) for e in pts]
         if all(v is not None for v in values):
             ax.plot(x, values, "o-", label=label)
+    if "stopping_rule" in result:
+        chosen = names.index(result["stopping_rule"]["round"])
+        for a in axes:
+            a.axvline(chosen, ls="--", color="gray", lw=1, label="noisy-only stopping rule")
     ax.set_xticks(x, names, rotation=30, fontsize=8)
+    ax.set_xlabel(_AXIS[result["study"]])
     ax.set_ylim(0, 1.02)
     ax.set_title(f"{result['study']}: labels")
     ax.grid(alpha=0.3)
@@ -424,6 +432,7 @@ def plot(path: Path, result: dict) -> None:
         ax.axhline(0, color="tab:red", lw=0.8, label="noisy labels")
         ax.axhline(100, color="tab:green", lw=0.8, label="clean labels")
         ax.set_xticks(x, names, rotation=30, fontsize=8)
+        ax.set_xlabel(_AXIS[result["study"]])
         ax.set_ylabel("noisy → clean SDR gap closed (%)")
         ax.set_title(f"{model}: separation")
         ax.grid(axis="y", alpha=0.3)

@@ -36,6 +36,8 @@ def test_each_study_is_a_grid_of_params_overrides(params) -> None:
     assert not any(p.own_references for p in threshold)
     rounds = studies.points("iterations", params)
     assert [p.refined for p in rounds] == [f"refined_{r}" for r in range(1, params.study.rounds + 1)]
+    assert [p.trained_on for p in rounds] == ["noisy", *(f"refined_{r}" for r in range(1, params.study.rounds))]
+    assert {p.trained_on for p in threshold} == {"refined_1"}
     assert rounds[1].overrides == () and dict(rounds[4].overrides) == {
         "+refine.rounds.3": "refined_2",
         "+refine.rounds.4": "refined_3",

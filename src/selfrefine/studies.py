@@ -20,6 +20,7 @@ section for the study.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import logging
@@ -39,6 +40,7 @@ from selfrefine.errors import UserError
 from selfrefine.evaluation.intervals import compare_conditions
 from selfrefine.experiments import run_batch, show, song_scores, stamp_time
 from selfrefine.outputs import read_csv, write_csv, write_json
+from selfrefine.paths import refined_table
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,8 @@ class Point:
     refined: str
     own_references: bool
     """Whether the point changes the noisy and clean tables (then it trains on them itself)."""
+    trained_on: str
+    """The label table the refined table's round was mix-trained on (and relabelled)."""
 
     @property
     def round(self) -> str:
@@ -75,21 +79,23 @@ def points(study: str, params: Params) -> list[Point]:
         raise UserError(f"unknown study '{study}'; use one of {', '.join(STUDIES)}")
     if last is None:
         raise UserError("refine.rounds: the studies need a numbered round (e.g. 1: noisy)")
+    before = params.refine.rounds[last.removeprefix("refined_")]
     if study == "noise-rate":
         kinds = [f.name for f in dataclasses.fields(NoiseKinds)]
-        grid = [Point(f"rate {r:g}", (("noise.rate", f"{r:g}"),), last, True) for r in s.noise_rates]
+        grid = [Point(f"rate {r:g}", (("noise.rate", f"{r:g}"),), last, True, before) for r in s.noise_rates]
         grid += [
-            Point(f"{k} only", tuple((f"noise.kinds.{o}", "1" if o == k else "0") for o in kinds), last, True)
+            Point(f"{k} only", tuple((f"noise.kinds.{o}", "1" if o == k else "0") for o in kinds), last, True, before)
             for k in s.noise_kinds
         ]
         return grid
     if study == "threshold":
-        return [Point(f"{t}", (("refine.threshold", f"{t}"),), last, False) for t in s.thresholds]
+        return [Point(f"{t}", (("refine.threshold", f"{t}"),), last, False, before) for t in s.thresholds]
     have = _numeric_rounds(params)
     grid = []
     for r in range(1, s.rounds + 1):
         added = tuple((f"+refine.rounds.{k}", f"refined_{k - 1}") for k in range(have[-1] + 1, r + 1))
-        grid.append(Point(f"{r}", added, f"refined_{r}", False))
+        trained_on = params.refine.rounds.get(str(r), f"refined_{r - 1}")
+        grid.append(Point(f"{r}", added, f"refined_{r}", False, trained_on))
     return grid
 
 
@@ -124,16 +130,32 @@ def set_args(overrides: tuple[tuple[str, str], ...], table: str, seed: int, mode
     return [*(arg for key, value in pairs for arg in ("-S", f"{key}={value}")), "evaluate"]
 
 
-def label_metrics(rev: str, round_key: str) -> dict:
+def _labels_at(rev: str, table: str) -> dict[tuple[str, str], str]:
+    """A label table of an experiment's commit (a DVC output: read from the cache), ``{(song, stem): labels}``."""
+    import dvc.api
+
+    try:
+        with dvc.api.open(f"data/labels/{table}.csv", rev=rev) as f:
+            return {(r["song"], r["stem"]): r["labels"] for r in csv.DictReader(f)}
+    except Exception as err:  # dvc raises many kinds; each means the table is not in this checkout's cache
+        raise UserError(
+            f"experiment {rev[:7]}: cannot read data/labels/{table}.csv ({err}); run the study again"
+        ) from None
+
+
+def label_metrics(rev: str, round_key: str, trained_on: str) -> dict:
     """Label quality of refinement round ``round_key`` and its classifier, from an experiment's commit.
 
-    ``changed_share`` (label sets the round changed) needs no truth; the accuracies, detection precision /
-    recall and clean stems wrongly changed are there only when the truth is known.
+    ``changed_share`` (the share of stems whose label set the round changed from the table it was trained on and
+    relabelled, ``trained_on``) needs no truth: it is what the noisy-only stopping rule sees. The accuracies,
+    detection precision / recall and clean stems wrongly changed are there only when the truth is known.
     """
     m = json.loads(show(rev, paths.metrics("refine", round_key)))
     c = json.loads(show(rev, paths.metrics("classifier", round_key)))
+    before, after = _labels_at(rev, trained_on), _labels_at(rev, refined_table(round_key))
     out = {
-        "changed_share": m["changed"] / m["stems"],
+        "changed_share": sum(after[k] != before.get(k) for k in after) / max(1, len(after)),
+        "changed_from_file_names": m["changed"] / m["stems"],
         "classifier_exact_match": c["test_clean_mixtures"]["exact_match"],
     }
     if "label_accuracy_refined" in m:
@@ -184,7 +206,7 @@ def run_study(params: Params, study: str, stamp: str | None = None, jobs: int | 
             for r in song_scores(node["rev"], model)
         ]
         write_csv(folder / f"{model}.csv", rows, COLUMNS)
-    labels = {p.name: label_metrics(found[(p.name, p.refined, 0)]["rev"], p.round) for p in grid}
+    labels = {p.name: label_metrics(found[(p.name, p.refined, 0)]["rev"], p.round, p.trained_on) for p in grid}
     write_json(folder / "labels.json", labels)
     stamps = [node["data"]["timestamp"] for node in found.values() if node["data"].get("timestamp")]
     last = max(map(datetime.fromisoformat, stamps), default=datetime.now())

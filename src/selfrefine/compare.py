@@ -36,7 +36,7 @@ from selfrefine import CLASSES, paths
 from selfrefine.config import Params, ParamsError, merge_into, parse_params
 from selfrefine.errors import UserError
 from selfrefine.evaluation.intervals import bootstrap_means, compare_conditions, interval
-from selfrefine.experiments import run_batch, show, song_scores, stamp_time
+from selfrefine.experiments import batch_times, run_batch, show, slug, song_scores, stamp_time
 from selfrefine.outputs import read_csv, write_csv, write_json, write_text
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class Condition:
     @property
     def slug(self) -> str:
         """The name in a form git accepts in a ref (experiment names)."""
-        return re.sub(r"[^A-Za-z0-9_]+", "-", self.name).strip("-")
+        return slug(self.name)
 
     def set_args(self, seed: int) -> list[str]:
         """``dvc exp run`` arguments of this condition's training run ``seed``."""
@@ -196,8 +196,6 @@ def run_comparison(
     write_json(quality_path, quality)
     batch_path = FOLDER / "batch.json"
     batch = _batches(json.loads(batch_path.read_text()) if batch_path.is_file() else {})
-    stamps = [node["data"]["timestamp"] for node in found.values() if node["data"].get("timestamp")]
-    last = max(map(datetime.fromisoformat, stamps), default=datetime.now())
     batch["experiments"] = {
         key: exp for key, exp in batch["experiments"].items() if key.rsplit("/", 1)[0] not in by_name
     } | {f"{name}/seed{k}": exp for (name, k), exp in sorted(names.items())}
@@ -206,9 +204,7 @@ def run_comparison(
             "stamp": stamp,
             "conditions": list(by_name),
             "experiments": len(names),
-            "queued": queued.isoformat(),
-            "last_finished": last.isoformat(),
-            "minutes": round((last - queued).total_seconds() / 60, 1),
+            **batch_times(found, queued),
         }
     ]
     write_json(batch_path, batch)
@@ -358,11 +354,13 @@ def _bsseval(rows: list[dict], labels: str) -> float | None:
     return float(np.mean(runs))
 
 
-def _ci(value: dict, scale: float = 1.0, unit: str = "") -> str:
+def ci_text(value: dict, scale: float = 1.0, unit: str = "") -> str:
+    """``mean [low, high]`` of an interval, to 2 decimals."""
     return f"{scale * value['mean']:.2f}{unit} [{scale * value['ci_low']:.2f}, {scale * value['ci_high']:.2f}]"
 
 
-def _pct(value: dict) -> str:
+def pct_text(value: dict) -> str:
+    """An interval of a share as ``mean % [low, high]``, whole percents."""
     return f"{100 * value['mean']:.0f} % [{100 * value['ci_low']:.0f}, {100 * value['ci_high']:.0f}]"
 
 
@@ -380,12 +378,12 @@ def markdown(table: dict) -> str:
             diff = entry["differences"].get(labels, {})
             bss = entry["bsseval_sdr"][labels]
             lines.append(
-                f"| {model} | {labels} | **{_ci(entry[labels])}** | "
+                f"| {model} | {labels} | **{ci_text(entry[labels])}** | "
                 + " | ".join(f"{entry['per_source'][labels][c]:.2f}" for c in CLASSES)
                 + f" | {'' if bss is None else f'{bss:.2f}'} | "
-                + (_ci(diff["minus_noisy"]) if "minus_noisy" in diff else "")
+                + (ci_text(diff["minus_noisy"]) if "minus_noisy" in diff else "")
                 + " | "
-                + (_pct(diff["gap_closed"]) if "gap_closed" in diff else "")
+                + (pct_text(diff["gap_closed"]) if "gap_closed" in diff else "")
                 + " | "
                 + (f"{100 * quality[labels]['label_accuracy']:.1f} %" if labels in quality else "")
                 + " |"
@@ -406,7 +404,7 @@ def noise_markdown(table: dict) -> str:
                 "|---" * (len(CLASSES) + 3) + "|",
             ]
         for name, parts in [*against["conditions"].items(), *against["pairs"].items()]:
-            cells = [_ci(parts["global"])] + [_ci(parts[c]) for c in CLASSES]
+            cells = [ci_text(parts["global"])] + [ci_text(parts[c]) for c in CLASSES]
             label = name if " − " in name else f"{name} − clean"
             lines.append(f"| {model} | {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n" if lines else ""
@@ -425,7 +423,7 @@ def findings(table: dict) -> list[str]:
         parts = [f"**{model}** ({runs}):"]
         if gap:
             parts.append(
-                f"clean labels beat noisy ones by {_ci(gap, unit=' dB')}"
+                f"clean labels beat noisy ones by {ci_text(gap, unit=' dB')}"
                 + ("" if _excludes_zero(gap) else " (not established: the interval includes 0)")
                 + "."
             )
@@ -434,11 +432,11 @@ def findings(table: dict) -> list[str]:
             verdict = (
                 "established" if d["ci_low"] > 0 else "worse than noisy" if d["ci_high"] < 0 else "not established"
             )
-            text = f"{labels} − noisy = {_ci(d, unit=' dB')} ({verdict})"
+            text = f"{labels} − noisy = {ci_text(d, unit=' dB')} ({verdict})"
             if "gap_closed" in diff:
-                text += f", closing {_pct(diff['gap_closed'])} of the gap"
+                text += f", closing {pct_text(diff['gap_closed'])} of the gap"
                 c = diff["minus_clean"]
-                text += f"; against clean {_ci(c, unit=' dB')}, " + (
+                text += f"; against clean {ci_text(c, unit=' dB')}, " + (
                     "which the runs cannot tell apart from clean"
                     if not _excludes_zero(c)
                     else ("better than clean" if c["ci_low"] > 0 else "short of clean")

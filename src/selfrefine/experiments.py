@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import logging
+import re
 import subprocess
 import time
 from collections.abc import Hashable, Mapping
@@ -65,6 +66,22 @@ def find_experiment(node: Any, name: str) -> dict | None:
         if found is not None:
             return found
     return None
+
+
+def slug(text: str) -> str:
+    """``text`` in a form git accepts in a ref (experiment names)."""
+    return re.sub(r"[^A-Za-z0-9_]+", "-", text).strip("-")
+
+
+def batch_times(found: Mapping[Hashable, dict], queued: datetime) -> dict:
+    """When a batch was queued, when its last experiment finished, and the minutes between (its wall time)."""
+    stamps = [node["data"]["timestamp"] for node in found.values() if node["data"].get("timestamp")]
+    last = max(map(datetime.fromisoformat, stamps), default=datetime.now())
+    return {
+        "queued": queued.isoformat(),
+        "last_finished": last.isoformat(),
+        "minutes": round((last - queued).total_seconds() / 60, 1),
+    }
 
 
 def stamp_time(stamp: str) -> datetime:

@@ -24,21 +24,19 @@ import csv
 import dataclasses
 import json
 import logging
-import re
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from selfrefine import paths
-from selfrefine.compare import SCORE_COLUMNS, song_matrix, update_readme
+from selfrefine.compare import SCORE_COLUMNS, ci_text, pct_text, song_matrix, update_readme
 from selfrefine.config import STUDIES, NoiseKinds, Params
 from selfrefine.errors import UserError
 from selfrefine.evaluation.intervals import compare_conditions
-from selfrefine.experiments import run_batch, show, song_scores, stamp_time
+from selfrefine.experiments import batch_times, run_batch, show, slug, song_scores, stamp_time
 from selfrefine.outputs import read_csv, write_csv, write_json
 from selfrefine.paths import refined_table
 
@@ -67,19 +65,15 @@ class Point:
         return self.refined.removeprefix("refined_")
 
 
-def _numeric_rounds(params: Params) -> list[int]:
-    return sorted(int(k) for k in params.refine.rounds if k.isdigit())
-
-
 def points(study: str, params: Params) -> list[Point]:
     """The grid of ``study`` from ``params.study``."""
     s = params.study
-    last = f"refined_{_numeric_rounds(params)[-1]}" if _numeric_rounds(params) else None
     if study not in STUDIES:
         raise UserError(f"unknown study '{study}'; use one of {', '.join(STUDIES)}")
-    if last is None:
+    have = sorted(int(k) for k in params.refine.rounds if k.isdigit())
+    if not have:
         raise UserError("refine.rounds: the studies need a numbered round (e.g. 1: noisy)")
-    before = params.refine.rounds[last.removeprefix("refined_")]
+    last, before = f"refined_{have[-1]}", params.refine.rounds[str(have[-1])]
     if study == "noise-rate":
         kinds = [f.name for f in dataclasses.fields(NoiseKinds)]
         grid = [Point(f"rate {r:g}", (("noise.rate", f"{r:g}"),), last, True, before) for r in s.noise_rates]
@@ -90,7 +84,6 @@ def points(study: str, params: Params) -> list[Point]:
         return grid
     if study == "threshold":
         return [Point(f"{t}", (("refine.threshold", f"{t}"),), last, False, before) for t in s.thresholds]
-    have = _numeric_rounds(params)
     grid = []
     for r in range(1, s.rounds + 1):
         added = tuple((f"+refine.rounds.{k}", f"refined_{k - 1}") for k in range(have[-1] + 1, r + 1))
@@ -111,12 +104,8 @@ def runs(study: str, params: Params) -> dict[tuple[str, str], tuple[tuple[str, s
     return out
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]+", "-", text).strip("-")
-
-
 def experiment_name(study: str, point: str, table: str, seed: int, stamp: str) -> str:
-    return f"study-{study}-{_slug(point)}-{table}-s{seed}-{stamp}"
+    return f"study-{study}-{slug(point)}-{table}-s{seed}-{stamp}"
 
 
 def set_args(overrides: tuple[tuple[str, str], ...], table: str, seed: int, models: list[str]) -> list[str]:
@@ -208,18 +197,7 @@ def run_study(params: Params, study: str, stamp: str | None = None, jobs: int | 
         write_csv(folder / f"{model}.csv", rows, COLUMNS)
     labels = {p.name: label_metrics(found[(p.name, p.refined, 0)]["rev"], p.round, p.trained_on) for p in grid}
     write_json(folder / "labels.json", labels)
-    stamps = [node["data"]["timestamp"] for node in found.values() if node["data"].get("timestamp")]
-    last = max(map(datetime.fromisoformat, stamps), default=datetime.now())
-    write_json(
-        folder / "batch.json",
-        {
-            "stamp": stamp,
-            "experiments": len(names),
-            "queued": queued.isoformat(),
-            "last_finished": last.isoformat(),
-            "minutes": round((last - queued).total_seconds() / 60, 1),
-        },
-    )
+    write_json(folder / "batch.json", {"stamp": stamp, "experiments": len(names), **batch_times(found, queued)})
     return tabulate(params, study)
 
 
@@ -315,11 +293,7 @@ def _matrix(rows: list[dict], point: str, table: str, path: Path) -> tuple[np.nd
     return matrix, seeds, tuple(songs)
 
 
-def _ci(v: dict, scale: float = 1.0, digits: int = 2) -> str:
-    return f"{scale * v['mean']:.{digits}f} [{scale * v['ci_low']:.{digits}f}, {scale * v['ci_high']:.{digits}f}]"
-
-
-def _pct(x: float | None) -> str:
+def _share(x: float | None) -> str:
     return "" if x is None else f"{100 * x:.1f} %"
 
 
@@ -335,7 +309,7 @@ def findings(result: dict) -> list[str]:
         text = (
             f"Refinement moves the share of right label sets by {100 * gains[best]:+.1f} points at {best} "
             f"and {100 * gains[worst]:+.1f} at {worst}; the refined labels are best at {peak['point']} "
-            f"({_pct(peak['labels']['accuracy_refined'])} right)"
+            f"({_share(peak['labels']['accuracy_refined'])} right)"
         )
         worse = [p for p, g in gains.items() if g < 0]
         if worse:
@@ -348,7 +322,7 @@ def findings(result: dict) -> list[str]:
         harmful = [p for p, g in gain.items() if g["ci_high"] < 0]
         best = max(closed, key=lambda p: closed[p]["mean"])
         text = (
-            f"{model}: the refined labels close {_ci(closed[best], 100, 0)} % of the noisy → clean SDR gap at {best}; "
+            f"{model}: the refined labels close {pct_text(closed[best])} of the noisy → clean SDR gap at {best}; "
             f"their gain over noisy labels is established (95 % interval above 0) at "
             f"{', '.join(established) if established else 'no point'}"
         )
@@ -375,19 +349,19 @@ def markdown(result: dict) -> str:
     head = (
         "| point | labels right: trained on → refined | precision / recall | labels changed | classifier exact match |"
     )
-    head += "".join(f" {m}: refined − noisy (dB) | {m}: gap closed (%) |" for m in models)
+    head += "".join(f" {m}: refined − noisy (dB) | {m}: gap closed |" for m in models)
     lines = [head, "|---" * (5 + 2 * len(models)) + "|"]
     for e in result["points"]:
         lab = e["labels"]
         right = (
-            f"{_pct(lab.get('accuracy_trained_on'))} → {_pct(lab.get('accuracy_refined'))}"
+            f"{_share(lab.get('accuracy_trained_on'))} → {_share(lab.get('accuracy_refined'))}"
             if "accuracy_refined" in lab
             else ""
         )
         pr = f"{lab['precision']:.3f} / {lab['recall']:.3f}" if "precision" in lab else ""
-        cells = [e["point"], right, pr, _pct(lab["changed_share"]), _pct(lab["classifier_exact_match"])]
+        cells = [e["point"], right, pr, _share(lab["changed_share"]), _share(lab["classifier_exact_match"])]
         for m in models:
-            cells += [_ci(e["models"][m]["refined_minus_noisy"]), _ci(e["models"][m]["gap_closed"], 100, 0)]
+            cells += [ci_text(e["models"][m]["refined_minus_noisy"]), pct_text(e["models"][m]["gap_closed"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

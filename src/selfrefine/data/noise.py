@@ -97,33 +97,31 @@ def plan_corruption(
     return plan
 
 
-def corrupted_audio(stems: dict[str, np.ndarray], label: str, corruption: Corruption) -> np.ndarray:
-    """The audio the file named ``label`` holds after ``corruption``.
+def corrupted_audio(own: np.ndarray, other: np.ndarray | None, corruption: Corruption) -> np.ndarray:
+    """The audio a file holds after ``corruption``.
 
     Args:
-        stems: the clean stems it draws on, ``{class: (channels, samples)}`` (foreign: the other song's).
-        label: the file's class name.
+        own: the file's own clean stem, ``(channels, samples)``.
+        other: the clean stem of ``corruption.other`` (of ``corruption.song`` for foreign); None for silent.
         corruption: what happens to it.
 
     Returns:
         ``(channels, samples)`` float32 audio.
     """
     if corruption.kind == "swap":
-        return stems[corruption.other].copy()
+        return other.copy()
     if corruption.kind == "foreign":  # cut or padded to the file's own length: songs differ in length
-        own, other = stems[label], stems[corruption.other]
         out = np.zeros(own.shape, dtype=np.float32)
         n = min(own.shape[1], other.shape[1])
         out[:, :n] = other[:, :n]
         return out
     if corruption.kind == "merge":
-        own, other = stems[label], stems[corruption.other]
         n = max(own.shape[1], other.shape[1])
         out = np.zeros((own.shape[0], n), dtype=np.float32)
         out[:, : own.shape[1]] += own
         out[:, : other.shape[1]] += other
         return out
-    return np.zeros_like(stems[label])
+    return np.zeros_like(own)
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -174,12 +172,9 @@ def corrupt_dataset(
         for n, song in enumerate(songs):
             (tmp / "train" / song).mkdir(parents=True)
             present = [c for c in CLASSES if (song, c) in source]
-            needed = [plan[(song, c)] for c in present if (song, c) in plan]
-            audio = {
-                key: read_audio(source[key], sample_rate, channels, convert)
-                for key in {(song, c) for c in present if (song, c) in plan}
-                | {(k.song or song, k.other) for k in needed if k.other}
-            }
+            needed = {(song, c): plan[(song, c)] for c in present if (song, c) in plan}
+            others = {(k.song or song, k.other) for k in needed.values() if k.other}
+            audio = {key: read_audio(source[key], sample_rate, channels, convert) for key in needed.keys() | others}
             for label in present:
                 corruption = plan.get((song, label))
                 if corruption is None:  # the user's file, byte for byte, in its own format
@@ -188,10 +183,9 @@ def corrupt_dataset(
                     truth = frozenset({label})
                 else:
                     name = f"{label}.wav"
-                    held = {c: a for (s, c), a in audio.items() if s == (corruption.song or song)} | {
-                        label: audio[(song, label)]
-                    }
-                    write_audio(tmp / "train" / song / name, corrupted_audio(held, label, corruption), sample_rate)
+                    other = audio.get((corruption.song or song, corruption.other))
+                    audio_out = corrupted_audio(audio[(song, label)], other, corruption)
+                    write_audio(tmp / "train" / song / name, audio_out, sample_rate)
                     truth = corruption.truth(label)
                 rows.append(
                     {

@@ -46,3 +46,14 @@ def test_data_stages_import_no_model_code() -> None:
     for stage in _stages():
         if stage.name in ("validate", "generate", "corrupt", "index"):
             assert not any("/models/" in f or "/training/" in f for f in _code(stage)), stage.name
+
+
+@pytest.mark.parametrize("stage", _stages(), ids=lambda s: s.addressing)
+def test_every_stage_can_be_restored_from_the_run_cache(stage) -> None:
+    """DVC saves no run-cache entry for a stage with a plain uncached out (``stage.run``: ``no_cache_outs``), so
+    a shared stage of two experiments would be trained twice. Uncached results must be ``metrics:`` or ``plots:``."""
+    from dvc.stage.cache import _can_hash
+
+    plain_uncached = [o.def_path for o in stage.outs if not o.use_cache and not (o.is_metric or o.is_plot)]
+    assert not plain_uncached, f"{stage.addressing}: declare {plain_uncached} under metrics: or plots:"
+    assert _can_hash(stage), f"{stage.addressing}: DVC cannot key it in the run cache (a persist or external out?)"

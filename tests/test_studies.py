@@ -202,3 +202,62 @@ def test_a_batch_queues_only_what_has_not_finished_and_names_the_resume_on_failu
         experiments.run_batch(
             {"a": "study-a-1", "c": "study-c-1"}, {"a": ["A"], "c": ["C"]}, required, 1, "RESUME HINT"
         )
+
+
+def test_a_refused_point_is_a_result_and_a_refused_reference_an_error(tmp_path: Path, monkeypatch, params) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("README.md").write_text("<!-- study:threshold:start -->\n<!-- study:threshold:end -->\n")
+    _kept("threshold", params, dict.fromkeys(map(str, params.study.thresholds), 1.0))
+    rows = Path("metrics/studies/threshold/demucs.csv").read_text().splitlines()
+    Path("metrics/studies/threshold/demucs.csv").write_text("\n".join(r for r in rows if not r.startswith("0.9,")))
+    labels = json.loads(Path("metrics/studies/threshold/labels.json").read_text())
+    labels["0.9"]["separators_refused"] = "the pool of 'bass' is empty"
+    Path("metrics/studies/threshold/labels.json").write_text(json.dumps(labels))
+    result = studies.tabulate(params, "threshold")
+    by_point = {e["point"]: e for e in result["points"]}
+    assert by_point["0.9"]["refused"] == "the pool of 'bass' is empty" and by_point["0.9"]["models"] == {}
+    assert by_point["0.9"]["labels"]["accuracy_refined"] == labels["0.9"]["accuracy_refined"]
+    assert "gap_closed" in by_point["0.5"]["models"]["demucs"]
+    readme = Path("README.md").read_text()
+    assert "| 0.9 |" in readme and "could not train" in readme
+    assert "At 0.9 the method breaks: no separator could be trained on the refined labels (the pool of 'bass'" in readme
+    assert Path("plots/studies/threshold.png").stat().st_size > 1000
+    grid = studies.points("threshold", params)
+    assert studies._refused_points(grid, {("0.9", "refined_2", 1): "empty"}) == {"0.9": "empty"}
+    with pytest.raises(UserError, match="the noisy table of point 'shared' .*cannot be trained on: empty"):
+        studies._refused_points(grid, {("shared", "noisy", 0): "empty"})
+
+
+def test_a_batch_keeps_a_stage_refusal_as_a_result_but_raises_on_a_crash(monkeypatch) -> None:
+    required = ["metrics/separation/demucs.json"]
+    done = {"metrics": {required[0]: {}}, "timestamp": "2026-01-01T00:00:00"}
+    state = {"study-a-1": "Success", "study-r-1": "Failed", "study-x-1": "Failed"}
+    logs = {
+        "study-r-1": "Running stage 'train@demucs':\nerror: the pool of 'bass' is empty\nERROR: failed to reproduce\n",
+        "study-x-1": "Traceback (most recent call last):\nerror: odd\nRuntimeError: boom\n",
+    }
+    calls = []
+
+    def dvc(*args):
+        calls.append(args)
+        if args == ("queue", "status"):
+            return "".join(f"x  {exp}  {word}\n" for exp, word in state.items())
+        if args[:2] == ("exp", "show"):
+            return json.dumps([{"rev": "r-study-a-1", "name": "study-a-1", "data": done}])
+        if args[:2] == ("queue", "logs"):
+            return logs[args[2]]
+        return ""
+
+    monkeypatch.setattr(experiments, "dvc", dvc)
+    monkeypatch.setattr(experiments.time, "sleep", lambda s: None)
+    refused: dict = {}
+    found = experiments.run_batch(
+        {"a": "study-a-1", "r": "study-r-1"}, {"a": ["A"], "r": ["R"]}, required, 1, "resume", refusals=refused
+    )
+    assert list(found) == ["a"] and refused == {"r": "the pool of 'bass' is empty"}
+    assert not [c for c in calls if c[:2] == ("exp", "run")], "a refused experiment is not queued again"
+    with pytest.raises(experiments.DvcError, match="study-x-1 failed"):
+        experiments.run_batch({"x": "study-x-1"}, {"x": ["X"]}, required, 1, "resume", refusals={})
+    with pytest.raises(experiments.DvcError, match="study-r-1 failed"):
+        experiments.run_batch({"r": "study-r-1"}, {"r": ["R"]}, required, 1, "resume")
+    assert experiments.run_batch({}, {}, required, 1, "resume") == {}

@@ -140,6 +140,7 @@ def run_batch(
     jobs: int,
     resume: str,
     poll_seconds: float = 15.0,
+    refusals: dict | None = None,
 ) -> dict:
     """Queue the experiments of ``names`` that have not finished, run the queue, wait for all of them.
 
@@ -151,13 +152,20 @@ def run_batch(
         jobs: queue workers (``dvc queue start -j``).
         resume: the command that resumes this batch, named in the error when an experiment fails.
         poll_seconds: how often the queue is checked.
+        refusals: when given, an experiment whose stage refused its input (its log's one ``error:`` line,
+            no traceback: e.g. a label table that leaves a source no training stem) is a result, not a
+            failure: its reason goes into ``refusals[key]``, the batch waits for the rest, and a resumed batch
+            does not queue it again. Any other failure still raises.
 
     Returns:
-        ``{key: dvc exp show node}`` of every experiment.
+        ``{key: dvc exp show node}`` of every experiment that finished (all of them, but those in ``refusals``).
     """
+    if not names:
+        return {}
     status = queue_status(names)
     found = finished(names, required, status)
-    pending = {key: exp for key, exp in names.items() if key not in found}
+    _refused(names, status, refusals)
+    pending = {key: exp for key, exp in names.items() if key not in found and key not in (refusals or {})}
     if pending:
         for key, exp in pending.items():
             if status.get(key) not in ("Queued", "Running"):
@@ -166,10 +174,11 @@ def run_batch(
         dvc("queue", "start", "-j", str(jobs))
         log.info("running %d experiments in the DVC queue (`dvc queue status` shows them)", len(pending))
     misses = 0
-    while len(found) < len(names):
+    while len(found) + len(refusals or {}) < len(names):
         time.sleep(poll_seconds)
         status = queue_status(names)
-        failed = [names[key] for key, word in status.items() if word == "Failed"]
+        _refused(names, status, refusals)
+        failed = [names[key] for key, word in status.items() if word == "Failed" and key not in (refusals or {})]
         if failed:
             raise DvcError(
                 f"experiment {failed[0]} failed; see `dvc queue logs {failed[0]}`. The queue goes on with the rest:"
@@ -186,3 +195,24 @@ def run_batch(
                 raise
             log.info("%s; asking again", err)
     return found
+
+
+def refusal(name: str) -> str | None:
+    """Why experiment ``name`` failed, when a stage refused its input: the one ``error:`` line our stages print
+    (``selfrefine.errors.UserError``), provided its log holds no traceback (a crash is never a refusal)."""
+    log_text = dvc("queue", "logs", name)
+    if "Traceback (most recent call last)" in log_text:
+        return None
+    lines = [line.removeprefix("error: ").strip() for line in log_text.splitlines() if line.startswith("error: ")]
+    return lines[-1] if lines else None
+
+
+def _refused(names: Mapping[Hashable, str], status: Mapping[Hashable, str], refusals: dict | None) -> None:
+    """Record in ``refusals`` the failed experiments of ``names`` that a stage refused (see :func:`refusal`)."""
+    if refusals is None:
+        return
+    for key, word in status.items():
+        if word == "Failed" and key not in refusals:
+            reason = refusal(names[key])
+            if reason is not None:
+                refusals[key] = reason

@@ -180,25 +180,66 @@ def run_study(params: Params, study: str, stamp: str | None = None, jobs: int | 
         "study %s: %d points, %d experiments; resume an interruption with `selfrefine study %s --stamp %s`",
         study, len(grid), len(names), study, stamp,
     )  # fmt: skip
+    resume = f"`selfrefine study {study} --stamp {stamp}` resumes the study"
+    refused: dict[tuple[str, str, int], str] = {}
     found = run_batch(
         names,
         {(pt, t, k): set_args(conditions[(pt, t)], t, k, models) for pt, t, k in names},
         [paths.metrics("separation", m).as_posix() for m in models],
         jobs or params.study.jobs,
-        f"`selfrefine study {study} --stamp {stamp}` resumes the study",
+        resume,
+        refusals=refused,
+    )
+    failed = _refused_points(grid, refused)
+    # a point whose refined labels cannot train a separator still has labels to judge: one experiment that
+    # stops at its refinement round (restored from DVC's run cache) gives them
+    label_names = {p.name: f"study-{study}-{slug(p.name)}-labels-{stamp}" for p in grid if p.name in failed}
+    label_runs = run_batch(
+        label_names,
+        {p.name: _label_args(p) for p in grid if p.name in failed},
+        [paths.metrics("refine", p.round).as_posix() for p in grid if p.name in failed],
+        jobs or params.study.jobs,
+        resume,
     )
     folder = FOLDER / study
     for model in models:
         rows = [
             {"point": pt, "labels": t, "seed": k, **{c: r[c] for c in SCORE_COLUMNS[2:]}}
             for (pt, t, k), node in sorted(found.items())
+            if pt not in failed
             for r in song_scores(node["rev"], model)
         ]
         write_csv(folder / f"{model}.csv", rows, COLUMNS)
-    labels = {p.name: label_metrics(found[(p.name, p.refined, 0)]["rev"], p.round, p.trained_on) for p in grid}
+    labels = {
+        p.name: label_metrics(label_runs[p.name]["rev"], p.round, p.trained_on) | {"separators_refused": failed[p.name]}
+        if p.name in failed
+        else label_metrics(found[(p.name, p.refined, 0)]["rev"], p.round, p.trained_on)
+        for p in grid
+    }
     write_json(folder / "labels.json", labels)
-    write_json(folder / "batch.json", {"stamp": stamp, "experiments": len(names), **batch_times(found, queued)})
+    # the wall time runs to the last separator experiment; the label runs are run-cache restores (seconds)
+    write_json(
+        folder / "batch.json",
+        {"stamp": stamp, "experiments": len(names), "label_runs": len(label_names), **batch_times(found, queued)},
+    )
     return tabulate(params, study)
+
+
+def _refused_points(grid: list[Point], refused: dict[tuple[str, str, int], str]) -> dict[str, str]:
+    """``{point: reason}`` of the points whose refined table a separator refused to train on (every such
+    experiment's reason); a refused reference (noisy or clean) leaves nothing to judge against: an error."""
+    out: dict[str, str] = {}
+    for (pt, table, seed), reason in sorted(refused.items()):
+        point = next((p for p in grid if p.name == pt), None)
+        if point is None or table != point.refined:
+            raise UserError(f"study: the {table} table of point '{pt}' (seed {seed}) cannot be trained on: {reason}")
+        out[pt] = reason
+    return out
+
+
+def _label_args(p: Point) -> list[str]:
+    """``dvc exp run`` arguments of a point's labels alone: its overrides, stopping at its refinement round."""
+    return [*(arg for key, value in p.overrides for arg in ("-S", f"{key}={value}")), f"refine@{p.round}"]
 
 
 def stopping_round(labels: dict[str, dict], threshold: float) -> str:
@@ -244,6 +285,10 @@ def tabulate(params: Params, study: str, folder: Path = FOLDER) -> dict:
             "labels": labels[p.name],
             "models": {},
         }
+        if "separators_refused" in labels[p.name]:  # no separator could train on the refined labels
+            entry["refused"] = labels[p.name]["separators_refused"]
+            result["points"].append(entry)
+            continue
         reference = p.name if p.own_references else SHARED
         for model, rows in scores.items():
             matrices = {
@@ -315,9 +360,10 @@ def findings(result: dict) -> list[str]:
         if worse:
             text += f", and worse than the labels they were trained on at {', '.join(worse)}"
         out.append(text + ".")
-    for model in result["models"]:
-        closed = {e["point"]: e["models"][model]["gap_closed"] for e in pts}
-        gain = {e["point"]: e["models"][model]["refined_minus_noisy"] for e in pts}
+    judged = [e for e in pts if "refused" not in e]
+    for model in result["models"] if judged else []:
+        closed = {e["point"]: e["models"][model]["gap_closed"] for e in judged}
+        gain = {e["point"]: e["models"][model]["refined_minus_noisy"] for e in judged}
         established = [p for p, g in gain.items() if g["ci_low"] > 0]
         harmful = [p for p, g in gain.items() if g["ci_high"] < 0]
         best = max(closed, key=lambda p: closed[p]["mean"])
@@ -329,6 +375,12 @@ def findings(result: dict) -> list[str]:
         if harmful:
             text += f" and below 0 at {', '.join(harmful)}"
         out.append(text + ".")
+    refused = [e for e in pts if "refused" in e]
+    if refused:
+        out.append(
+            f"At {', '.join(e['point'] for e in refused)} the method breaks: no separator could be trained on the "
+            f"refined labels ({refused[0]['refused']})."
+        )
     if "stopping_rule" in result:
         rule = result["stopping_rule"]
         by_truth = max(known, key=lambda e: e["labels"]["accuracy_refined"])["point"] if known else None
@@ -361,7 +413,10 @@ def markdown(result: dict) -> str:
         pr = f"{lab['precision']:.3f} / {lab['recall']:.3f}" if "precision" in lab else ""
         cells = [e["point"], right, pr, _share(lab["changed_share"]), _share(lab["classifier_exact_match"])]
         for m in models:
-            cells += [ci_text(e["models"][m]["refined_minus_noisy"]), pct_text(e["models"][m]["gap_closed"])]
+            if "refused" in e:
+                cells += ["could not train", "—"]
+            else:
+                cells += [ci_text(e["models"][m]["refined_minus_noisy"]), pct_text(e["models"][m]["gap_closed"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -369,7 +424,7 @@ def markdown(result: dict) -> str:
 def section(result: dict) -> str:
     """The README's section of one study, generated from its JSON."""
     study, batch = result["study"], result["batch"]
-    seeds = {len(e["models"][m]["seeds"]) for e in result["points"] for m in result["models"]}
+    seeds = {len(e["models"][m]["seeds"]) for e in result["points"] if e["models"] for m in result["models"]}
     parts = [
         f"![{study}](plots/studies/{study}.png)",
         "",
@@ -381,9 +436,15 @@ def section(result: dict) -> str:
         f" `metrics/studies/{study}.json`; rerun with `selfrefine study {study}`.",
     ]
     if batch:
+        extra = (
+            f" (and {batch['label_runs']} label-only run(s) of the points no separator could train on, restored "
+            "from DVC's run cache)"
+            if batch.get("label_runs")
+            else ""
+        )
         parts.append(
-            f"Wall time: {batch['experiments']} experiments queued at {batch['queued']}, the last finished at "
-            f"{batch['last_finished']}: {batch['minutes']} min (one queue worker)."
+            f"Wall time: {batch['experiments']} experiments{extra} queued at {batch['queued']}, the last "
+            f"finished at {batch['last_finished']}: {batch['minutes']} min (one queue worker)."
         )
     return "\n".join(parts) + "\n"
 
@@ -420,11 +481,15 @@ def plot(path: Path, result: dict) -> None:
     ax.set_title(f"{result['study']}: labels")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
+    judged = [i for i, e in enumerate(pts) if "refused" not in e]
+    refused = [i for i, e in enumerate(pts) if "refused" in e]
     for ax, model in zip(axes[1:], result["models"]):
-        gaps = [e["models"][model]["gap_closed"] for e in pts]
+        gaps = [pts[i]["models"][model]["gap_closed"] for i in judged]
         means = [100 * g["mean"] for g in gaps]
         errors = [[100 * (g["mean"] - g["ci_low"]) for g in gaps], [100 * (g["ci_high"] - g["mean"]) for g in gaps]]
-        ax.errorbar(x, means, yerr=errors, fmt="o", capsize=5, color="black", label="mean, 95 % CI")
+        ax.errorbar(x[judged], means, yerr=errors, fmt="o", capsize=5, color="black", label="mean, 95 % CI")
+        if refused:
+            ax.plot(x[refused], [0] * len(refused), "x", color="tab:red", ms=10, mew=2, label="could not train")
         ax.axhline(0, color="tab:red", lw=0.8, label="noisy labels")
         ax.axhline(100, color="tab:green", lw=0.8, label="clean labels")
         ax.set_xticks(x, names, rotation=30, fontsize=8)

@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,13 @@ def test_config_imports_no_torch() -> None:
 
     code = "import sys, selfrefine.config; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_single_noise_kind_alone_is_valid_for_every_kind() -> None:
+    # the noise study sets each kind alone (weight 1, the others 0); foreign alone once failed the sum check
+    from selfrefine.config import NoiseKinds
+
+    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for kind in (f.name for f in dataclasses.fields(NoiseKinds)):
+        weights = {f.name: float(f.name == kind) for f in dataclasses.fields(NoiseKinds)}
+        assert getattr(parse_params({**base, "noise": {**base["noise"], "kinds": weights}}).noise.kinds, kind) == 1

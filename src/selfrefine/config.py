@@ -394,8 +394,9 @@ def _build(cls: type, data: Any, where: str) -> Any:
 def _validate(params: Params) -> Params:
     """Checks that span several keys."""
     kinds = params.noise.kinds
-    if kinds.swap + kinds.merge + kinds.silent <= 0:
-        raise ParamsError("noise.kinds: all weights are 0; give swap, merge or silent a positive weight")
+    if sum(getattr(kinds, f.name) for f in dataclasses.fields(kinds)) <= 0:
+        names = ", ".join(f.name for f in dataclasses.fields(kinds))
+        raise ParamsError(f"noise.kinds: all weights are 0; give one of {names} a positive weight")
     if not params.data.truth and params.noise.rate > 0:
         raise ParamsError(
             "noise.rate: must be 0 when data.truth is false (the stems are already noisy and their truth unknown)"

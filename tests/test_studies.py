@@ -261,3 +261,12 @@ def test_a_batch_keeps_a_stage_refusal_as_a_result_but_raises_on_a_crash(monkeyp
     with pytest.raises(experiments.DvcError, match="study-r-1 failed"):
         experiments.run_batch({"r": "study-r-1"}, {"r": ["R"]}, required, 1, "resume")
     assert experiments.run_batch({}, {}, required, 1, "resume") == {}
+
+
+def test_an_experiment_dvc_exp_show_calls_running_is_not_finished_whatever_the_queue_says(monkeypatch) -> None:
+    node = {"rev": "r", "name": "e", "data": {"metrics": {"m": {}}}}  # a running checkout holds baseline metrics
+    shown = [{"name": "e", "executor": {"state": "running"}, "revs": [node]}]
+    monkeypatch.setattr(experiments, "dvc", lambda *a: json.dumps(shown))
+    assert experiments.finished({"k": "e"}, ["m"], {}) == {}
+    shown[0]["executor"]["state"] = "success"
+    assert experiments.finished({"k": "e"}, ["m"], {}) == {"k": node}

@@ -110,6 +110,10 @@ def finished(names: Mapping[Hashable, str], required: list[str], status: Mapping
     """
     busy = {key for key, word in status.items() if word in ("Queued", "Running")}
     shown = json.loads(dvc("exp", "show", "--json", "--all-commits"))
+    # `dvc queue status` can miss a task as it moves from queued to running: the executor state that
+    # `dvc exp show` gives beside the experiment decides too (its checkout holds the baseline's metrics)
+    unfinished = _unfinished(shown)
+    busy |= {key for key, exp in names.items() if exp in unfinished}
     found = {}
     for key, exp in names.items():
         if key in busy:
@@ -216,3 +220,20 @@ def _refused(names: Mapping[Hashable, str], status: Mapping[Hashable, str], refu
             reason = refusal(names[key])
             if reason is not None:
                 refusals[key] = reason
+
+
+def _unfinished(node: Any) -> set[str]:
+    """Names of the experiments whose executor, in ``dvc exp show --json``, is not done (queued, running)."""
+    out: set[str] = set()
+    if isinstance(node, dict):
+        executor = node.get("executor")
+        if isinstance(executor, dict) and executor.get("state") not in (None, "success", "failed") and node.get("name"):
+            out.add(node["name"])
+        children = node.values()
+    elif isinstance(node, list):
+        children = node
+    else:
+        return out
+    for child in children:
+        out |= _unfinished(child)
+    return out

@@ -170,11 +170,13 @@ def test_tabulate_names_what_is_missing(tmp_path: Path, monkeypatch, params) -> 
         studies.tabulate(params, "threshold")
 
 
-def test_a_batch_queues_only_what_has_not_finished_and_names_the_resume_on_failure(monkeypatch) -> None:
-    required = ["metrics/separation/demucs.json"]
-    done = {"metrics": {required[0]: {}}, "timestamp": "2026-01-01T00:00:00"}
-    state: dict[str, str] = {}  # experiment -> queue status; a: finished in an earlier run of the batch
-    finished = {"study-a-1"}
+REQUIRED = ["metrics/separation/demucs.json"]
+
+
+def _fake_queue(monkeypatch, state: dict, finished: set, on_start=None, logs: dict | None = None) -> list:
+    """A stand-in for the dvc commands run_batch uses: ``state`` is each experiment's queue status, ``finished``
+    the experiments ``dvc exp show`` lists as done, ``on_start`` what ``dvc queue start`` does. Returns the calls."""
+    done = {"metrics": {REQUIRED[0]: {}}, "timestamp": "2026-01-01T00:00:00"}
     calls = []
 
     def dvc(*args):
@@ -185,15 +187,29 @@ def test_a_batch_queues_only_what_has_not_finished_and_names_the_resume_on_failu
             return json.dumps([{"rev": "r-" + exp, "name": exp, "data": done} for exp in sorted(finished)])
         if args[:2] == ("exp", "run"):
             state[args[-1]] = "Queued"
-        if args[:2] == ("queue", "start"):  # the worker runs what is queued: b succeeds, c fails
-            for exp, word in state.items():
-                if word == "Queued":
-                    state[exp] = "Failed" if exp.startswith("study-c") else "Success"
-                    finished.update({exp} - {"study-c-1"})
+        if args[:2] == ("queue", "start") and on_start:
+            on_start()
+        if args[:2] == ("queue", "logs"):
+            return (logs or {})[args[2]]
         return ""
 
     monkeypatch.setattr(experiments, "dvc", dvc)
     monkeypatch.setattr(experiments.time, "sleep", lambda s: None)
+    return calls
+
+
+def test_a_batch_queues_only_what_has_not_finished_and_names_the_resume_on_failure(monkeypatch) -> None:
+    required = REQUIRED
+    state: dict[str, str] = {}  # experiment -> queue status; a: finished in an earlier run of the batch
+    finished = {"study-a-1"}
+
+    def start():  # the worker runs what is queued: b succeeds, c fails
+        for exp, word in state.items():
+            if word == "Queued":
+                state[exp] = "Failed" if exp.startswith("study-c") else "Success"
+                finished.update({exp} - {"study-c-1"})
+
+    calls = _fake_queue(monkeypatch, state, finished, start)
     names = {"a": "study-a-1", "b": "study-b-1"}
     found = experiments.run_batch(names, {"a": ["A"], "b": ["B"]}, required, 1, "resume")
     assert {k: v["rev"] for k, v in found.items()} == {"a": "r-study-a-1", "b": "r-study-b-1"}
@@ -229,27 +245,17 @@ def test_a_refused_point_is_a_result_and_a_refused_reference_an_error(tmp_path: 
 
 
 def test_a_batch_keeps_a_stage_refusal_as_a_result_but_raises_on_a_crash(monkeypatch) -> None:
-    required = ["metrics/separation/demucs.json"]
-    done = {"metrics": {required[0]: {}}, "timestamp": "2026-01-01T00:00:00"}
+    required = REQUIRED
     state = {"study-a-1": "Success", "study-r-1": "Failed", "study-x-1": "Failed"}
     logs = {
         "study-r-1": "Running stage 'train@demucs':\nerror: the pool of 'bass' is empty\nERROR: failed to reproduce\n",
         "study-x-1": "Traceback (most recent call last):\nerror: odd\nRuntimeError: boom\n",
     }
-    calls = []
 
-    def dvc(*args):
-        calls.append(args)
-        if args == ("queue", "status"):
-            return "".join(f"x  {exp}  {word}\n" for exp, word in state.items())
-        if args[:2] == ("exp", "show"):
-            return json.dumps([{"rev": "r-study-a-1", "name": "study-a-1", "data": done}])
-        if args[:2] == ("queue", "logs"):
-            return logs[args[2]]
-        return ""
+    def start():  # a requeued experiment fails again, the same way
+        state.update({exp: "Failed" for exp, word in state.items() if word == "Queued"})
 
-    monkeypatch.setattr(experiments, "dvc", dvc)
-    monkeypatch.setattr(experiments.time, "sleep", lambda s: None)
+    calls = _fake_queue(monkeypatch, state, {"study-a-1"}, start, logs)
     refused: dict = {}
     found = experiments.run_batch(
         {"a": "study-a-1", "r": "study-r-1"}, {"a": ["A"], "r": ["R"]}, required, 1, "resume", refusals=refused

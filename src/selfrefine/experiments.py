@@ -16,7 +16,7 @@ import logging
 import re
 import subprocess
 import time
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -51,21 +51,22 @@ def dvc(*args: str) -> str:
     return proc.stdout
 
 
+def _nodes(tree: Any) -> Iterator[dict]:
+    """Every dict node of a ``dvc exp show --json`` tree, depth first."""
+    if isinstance(tree, dict):
+        yield tree
+        children = tree.values()
+    elif isinstance(tree, list):
+        children = tree
+    else:
+        return
+    for child in children:
+        yield from _nodes(child)
+
+
 def find_experiment(node: Any, name: str) -> dict | None:
     """The ``dvc exp show --json`` node of experiment ``name`` (``rev``, ``data``), searched recursively."""
-    if isinstance(node, dict):
-        if node.get("name") == name and isinstance(node.get("data"), dict):
-            return node
-        children = node.values()
-    elif isinstance(node, list):
-        children = node
-    else:
-        return None
-    for child in children:
-        found = find_experiment(child, name)
-        if found is not None:
-            return found
-    return None
+    return next((n for n in _nodes(node) if n.get("name") == name and isinstance(n.get("data"), dict)), None)
 
 
 def slug(text: str) -> str:
@@ -222,18 +223,12 @@ def _refused(names: Mapping[Hashable, str], status: Mapping[Hashable, str], refu
                 refusals[key] = reason
 
 
-def _unfinished(node: Any) -> set[str]:
+def _unfinished(tree: Any) -> set[str]:
     """Names of the experiments whose executor, in ``dvc exp show --json``, is not done (queued, running)."""
-    out: set[str] = set()
-    if isinstance(node, dict):
-        executor = node.get("executor")
-        if isinstance(executor, dict) and executor.get("state") not in (None, "success", "failed") and node.get("name"):
-            out.add(node["name"])
-        children = node.values()
-    elif isinstance(node, list):
-        children = node
-    else:
-        return out
-    for child in children:
-        out |= _unfinished(child)
-    return out
+    return {
+        n["name"]
+        for n in _nodes(tree)
+        if isinstance(n.get("executor"), dict)
+        and n["executor"].get("state") not in (None, "success", "failed")
+        and n.get("name")
+    }

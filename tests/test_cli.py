@@ -5,13 +5,16 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer
+import yaml
 from typer.testing import CliRunner
 
 from selfrefine.cli import app
 
 from conftest import ROOT
 
-STAGES = ["generate", "corrupt", "index", "classify", "refine", "train", "evaluate"]
+STAGES = list(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
+"""The pipeline's stages, as dvc.yaml names them (``validate``, ``generate``, ..., ``evaluate``)."""
 
 
 HELP = """
@@ -35,6 +38,51 @@ def test_every_stage_script_has_help() -> None:
         assert "--params" in text and f"selfrefine.stages.{stage}" in text, stage
     for stage in ("classify", "train"):
         assert "--nproc" in helps[stage], "training stages take launch.nproc"
+
+
+def _commands() -> dict:
+    return typer.main.get_command(app).commands
+
+
+def test_every_stage_is_a_command_and_every_help_renders_whole() -> None:
+    commands = _commands()
+    assert set(STAGES) <= set(commands), f"stages with no command: {sorted(set(STAGES) - set(commands))}"
+    top = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"})
+    assert top.exit_code == 0
+    summary = " ".join(top.output.split("Options")[0].split())
+    assert summary.rstrip(" │╭─").endswith("."), f"the summary ends mid-sentence: {summary[-80:]!r}"
+    for name in commands:
+        assert name in summary, f"the summary does not name {name}"
+    for name, command in commands.items():
+        result = CliRunner().invoke(app, [name, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, (name, result.output)
+        assert "``" not in result.output and ":func:" not in result.output, f"{name}: reStructuredText in its help"
+        text = (command.help or "").strip()
+        assert text and "\n" not in text and text.endswith("."), f"{name}: help is not one whole sentence: {text!r}"
+
+
+def test_the_corrupt_help_names_every_noise_kind() -> None:
+    import dataclasses
+
+    from selfrefine.config import NoiseKinds
+
+    text = _commands()["corrupt"].help
+    assert all(kind.name in text for kind in dataclasses.fields(NoiseKinds)), text
+
+
+def test_the_training_commands_take_nproc_and_hand_it_to_torchrun(monkeypatch, tmp_path: Path) -> None:
+    from selfrefine.stages import entry
+
+    calls = []
+    monkeypatch.setattr(entry, "torchrun", lambda n, module, argv: calls.append((n, module, argv)) or 0)
+    params = str(ROOT / "params.yaml")
+    assert CliRunner().invoke(app, ["classify", "2", "--nproc", "3", "--params", params]).exit_code == 0
+    assert CliRunner().invoke(app, ["train", "xumx", "--nproc", "2", "--params", params]).exit_code == 0
+    assert calls == [
+        (3, "selfrefine.stages.classify", ["2", "refined_1", "--params", params]),
+        (2, "selfrefine.stages.train", ["xumx", "--params", params]),
+    ]
+    assert CliRunner().invoke(app, ["train", "xumx", "--nproc", "0", "--params", params]).exit_code == 2
 
 
 def test_bad_params_exit_1_with_one_line(tmp_path: Path) -> None:

@@ -4,11 +4,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from selfrefine import CLASSES
-from selfrefine.compare import tabulate, update_readme
+from selfrefine import CLASSES, paths
 from selfrefine.config import load_params
 from selfrefine.errors import UserError
-from selfrefine.experiments import find_experiment
+from selfrefine.experiments.compare import tabulate
+from selfrefine.experiments.queue import find_experiment
+from selfrefine.experiments.report import ci_text, update_section
 from selfrefine.outputs import read_csv, write_csv
 
 from conftest import ROOT
@@ -27,18 +28,29 @@ def test_experiment_lookup_in_exp_show_json() -> None:
     assert find_experiment(shown, "missing") is None
 
 
-def test_readme_section_is_replaced_between_markers(tmp_path: Path) -> None:
+def test_a_generated_section_is_replaced_between_markers(tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- results:start -->\nold\n<!-- results:end -->\noutro\n")
-    update_readme(readme, "new table\n")
+    update_section(readme, "results", "new table\n")
     assert readme.read_text() == "intro\n<!-- results:start -->\nnew table\n<!-- results:end -->\noutro\n"
     readme.write_text("no markers")
     with pytest.raises(UserError, match="markers"):
-        update_readme(readme, "x")
+        update_section(readme, "results", "x")
+
+
+def _documents() -> None:
+    """The README and docs/results.md with the markers tabulate writes between (in the current folder)."""
+    paths.RESULTS_DOC.parent.mkdir(exist_ok=True)
+    paths.RESULTS_DOC.write_text("<!-- results:start -->\n<!-- results:end -->\n")
+    paths.README.write_text("<!-- headline:start -->\n<!-- headline:end -->\n")
+
+
+def _results() -> str:
+    return paths.RESULTS_DOC.read_text()
 
 
 def test_a_running_experiment_is_not_read_even_though_exp_show_lists_metrics(monkeypatch) -> None:
-    from selfrefine import experiments
+    from selfrefine.experiments import queue as experiments
 
     names = {("noisy", 0): "compare-noisy-s0-1", ("clean", 0): "compare-clean-s0-1"}
     record = {"metrics": {"metrics/separation/demucs.json": {"data": {}}}, "timestamp": "2026-01-01T00:00:00"}
@@ -75,7 +87,7 @@ def _kept_scores(folder: Path, shift: dict[str, float]) -> None:
 
 def test_tabulate_writes_intervals_tables_words_and_plot_from_the_kept_scores(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    Path("README.md").write_text("<!-- results:start -->\n<!-- results:end -->\n")
+    _documents()
     _kept_scores(Path("metrics/compare"), {"noisy": 0.0, "refined_2": 5.0, "clean": 5.0})
     table = tabulate(load_params(ROOT / "params.yaml"))
     demucs = json.loads(Path("metrics/compare.json").read_text())["models"]["demucs"]
@@ -83,8 +95,11 @@ def test_tabulate_writes_intervals_tables_words_and_plot_from_the_kept_scores(tm
     for key in ("noisy", "refined_2", "clean", "refined_minus_noisy", "gap_closed"):
         assert set(demucs[key]) == {"mean", "ci_low", "ci_high"} and demucs[key]["ci_low"] <= demucs[key]["ci_high"]
     assert demucs["refined"] == "refined_2" and demucs["refined_minus_noisy"]["ci_low"] > 4
-    readme = Path("README.md").read_text()
-    assert "| demucs | refined_2 | **" in readme and "refined_2 − noisy = " in readme and "(established)" in readme
+    results = _results()
+    assert "| demucs | refined_2 | **" in results and "refined_2 − noisy = " in results
+    assert "(interval above 0)" in results and "established" not in results, "words for what was measured"
+    headline = paths.README.read_text()
+    assert "| demucs | " in headline and ci_text(demucs["refined_minus_noisy"]) in headline
     assert Path("plots/compare.png").stat().st_size > 1000
 
 
@@ -100,7 +115,7 @@ def test_tables_run_on_different_seeds_are_refused(tmp_path: Path, monkeypatch) 
 def test_a_condition_is_a_table_with_checked_params_overrides() -> None:
     import yaml
 
-    from selfrefine.compare import parse_condition
+    from selfrefine.experiments.compare import parse_condition
 
     params = load_params(ROOT / "params.yaml")
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -116,6 +131,8 @@ def test_a_condition_is_a_table_with_checked_params_overrides() -> None:
     ]
     assert c.slug == "refined_2-refine-threshold-adaptive"
     assert parse_condition("noisy", params, raw).overrides == ()
+    alias = parse_condition("adaptive", params, raw)
+    assert (alias.name, alias.table) == ("refined_2@refine.threshold=adaptive", "refined_2"), "an alias is expanded"
     for text, message in [
         ("refined_9", "unknown label table 'refined_9'"),
         ("refined_2@threshold", "expected TABLE@key=value"),
@@ -129,10 +146,10 @@ def test_a_condition_is_a_table_with_checked_params_overrides() -> None:
 
 
 def test_an_ablation_batch_adds_its_rows_and_keeps_the_earlier_batch(tmp_path: Path, monkeypatch) -> None:
-    from selfrefine import compare
+    from selfrefine.experiments import compare
 
     monkeypatch.chdir(tmp_path)
-    Path("README.md").write_text("<!-- results:start -->\n<!-- results:end -->\n")
+    _documents()
     _kept_scores(Path("metrics/compare"), {"noisy": 0.0, "refined_2": 1.0, "clean": 1.0})
     old_batch = {
         "experiments": {
@@ -166,8 +183,10 @@ def test_an_ablation_batch_adds_its_rows_and_keeps_the_earlier_batch(tmp_path: P
     demucs = table["models"]["demucs"]
     assert demucs["refined"] == "refined_2" and "gap_closed" in demucs["differences"][ablation]
     assert table["label_quality"] == {ablation: quality}
-    readme = Path("README.md").read_text()
-    assert f"| demucs | {ablation} | **" in readme and "| 90.0 % |" in readme and "queued at 2026-01-01" in readme
+    results = _results()
+    assert f"| demucs | {ablation} | **" in results and "| 90.0 % |" in results and "queued at 2026-01-01" in results
+    assert "2026-01-02T00:30:00: 30.0 min (1 queue worker(s), " in results, "the new batch states what it ran on"
+    assert "60.0 min." in results, "an old batch that recorded no workers states none"
 
 
 def test_without_noisy_runs_there_is_nothing_to_set_against(tmp_path: Path, monkeypatch) -> None:
@@ -183,7 +202,7 @@ def test_the_committed_intervals_are_recomputed_from_the_committed_per_song_scor
     committed = json.loads((ROOT / "metrics/compare.json").read_text())
     shutil.copytree(ROOT / "metrics/compare", tmp_path / "metrics/compare")
     monkeypatch.chdir(tmp_path)
-    Path("README.md").write_text("<!-- results:start -->\n<!-- results:end -->\n")
+    _documents()
     table = json.loads(json.dumps(tabulate(load_params(ROOT / "params.yaml"))))
     for model, entry in committed["models"].items():
         for key in ("refined_minus_noisy", "gap_closed", "noisy", "clean"):
@@ -192,7 +211,7 @@ def test_the_committed_intervals_are_recomputed_from_the_committed_per_song_scor
 
 def test_injected_noise_conditions_are_set_against_clean_per_source(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    Path("README.md").write_text("<!-- results:start -->\n<!-- results:end -->\n")
+    _documents()
     fn, fp = "noisy@noise.kinds.swap=0@noise.kinds.merge=1", "noisy@noise.kinds.swap=0@noise.kinds.silent=1"
     _kept_scores(Path("metrics/compare"), {"noisy": 0.0, "clean": 5.0, fn: 0.0, fp: 4.0})
     against = tabulate(load_params(ROOT / "params.yaml"))["models"]["xumx"]["against_clean"]
@@ -200,18 +219,31 @@ def test_injected_noise_conditions_are_set_against_clean_per_source(tmp_path: Pa
     assert against["conditions"][fn]["global"]["ci_high"] < -4 < against["conditions"][fp]["global"]["ci_low"]
     assert set(against["conditions"][fp]) == {"global", *CLASSES}
     assert against["pairs"][f"{fn} − {fp}"]["vocals"]["ci_high"] < -3
-    readme = Path("README.md").read_text()
-    assert f"| xumx | {fn} − clean | " in readme and f"| xumx | {fn} − {fp} | " in readme
+    results = _results()
+    assert "| xumx | merge-only − clean | " in results and f"| xumx | merge-only − {fp} | " in results
+    assert f"- merge-only: `{fn}`" in results, "an alias is explained where it is shown"
 
 
 def test_noisy_labels_with_a_robust_loss_are_a_method_set_against_noisy_not_injected_noise(
     tmp_path: Path, monkeypatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    Path("README.md").write_text("<!-- results:start -->\n<!-- results:end -->\n")
+    _documents()
     robust = "noisy@separators.demucs.train.truncate_quantile=0.8"
     fn = "noisy@noise.kinds.swap=0@noise.kinds.merge=1"
     _kept_scores(Path("metrics/compare"), {"noisy": 0.0, "clean": 4.0, robust: 2.0, fn: 1.0})
     demucs = tabulate(load_params(ROOT / "params.yaml"))["models"]["demucs"]
     assert demucs["differences"][robust]["gap_closed"]["mean"] == pytest.approx(0.5, abs=0.1)
     assert list(demucs["against_clean"]["conditions"]) == ["noisy", fn] and fn not in demucs["differences"]
+
+
+def test_condition_aliases_are_validated_with_params() -> None:
+    import yaml
+
+    from selfrefine.config import ParamsError, parse_params
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for bad in ({"Merge Only": "noisy@noise.kinds.merge=1"}, {"merge": "noisy"}, {"x" * 21: "noisy@a=1"}):
+        raw["compare"]["aliases"] = bad
+        with pytest.raises(ParamsError, match="compare.aliases"):
+            parse_params(raw)

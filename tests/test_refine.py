@@ -9,7 +9,14 @@ from selfrefine import CLASSES
 from selfrefine.data.audio import write_audio
 from selfrefine.data.labels import LabelledStem
 from selfrefine.data.stems import StemStore
-from selfrefine.refine import class_thresholds, refinement_scores, relabel, stem_probabilities, table_extras
+from selfrefine.refine import (
+    audio_probabilities,
+    class_thresholds,
+    refinement_scores,
+    relabel,
+    stem_probabilities,
+    table_extras,
+)
 
 from conftest import RATE, TONES, tone
 
@@ -57,11 +64,39 @@ def test_a_swapped_and_a_merged_stem_are_relabelled(planted) -> None:
     assert len(scores["sweep"]["threshold"]) == len(scores["sweep"]["precision"]) == len(scores["sweep"]["recall"])
 
 
-def test_max_aggregation_is_at_least_the_mean(planted) -> None:
-    stems, store, _ = planted
-    mean = stem_probabilities(BandOracle(), store, RATE // 2, RATE // 4, "mean")
-    top = stem_probabilities(BandOracle(), store, RATE // 2, RATE // 4, "max")
-    assert np.all(top >= mean - 1e-6)
+class LevelReader(nn.Module):
+    """A stand-in classifier whose logits are a known function of a window's mean sample value ``m``."""
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        m = wave.mean(dim=(1, 2))
+        return torch.stack([10 * m, -10 * m, 20 * m - 5, torch.full_like(m, 2.0)], dim=-1)
+
+
+def _expected(levels: list[float]) -> np.ndarray:
+    """``(windows, 4)`` sigmoid outputs of :class:`LevelReader` on windows of constant ``levels``, by hand."""
+    m = np.array(levels, dtype=np.float64)[:, None]
+    logits = np.hstack([10 * m, -10 * m, 20 * m - 5, np.full_like(m, 2.0)])
+    return 1 / (1 + np.exp(-logits))
+
+
+@pytest.mark.parametrize("aggregate", ["mean", "max"])
+def test_stem_probabilities_aggregate_the_loud_crops_exactly(tmp_path: Path, aggregate: str) -> None:
+    # half-second crops, hop a crop: stem 0 is a silent crop then crops of constant level 0.1, 0.3, 0.5; stem 1
+    # is silent throughout; stem 2 is two crops, 0.2 and 0.4 (so the two loud stems have different crop counts)
+    crop = RATE // 2
+    stems = [[0.0, 0.1, 0.3, 0.5], [0.0, 0.0], [0.2, 0.4]]
+    paths = []
+    for i, levels in enumerate(stems):
+        audio = np.repeat(np.array(levels, dtype=np.float32), crop)[None]
+        write_audio(tmp_path / f"{i}.wav", audio, RATE)
+        paths.append(str(tmp_path / f"{i}.wav"))
+    store = StemStore(paths, RATE, 1, -60.0)
+    probs = stem_probabilities(LevelReader(), store, crop, crop, aggregate)
+    pick = (lambda w: w.mean(axis=0)) if aggregate == "mean" else (lambda w: w.max(axis=0))
+    expected = np.stack([pick(_expected([0.1, 0.3, 0.5])), np.zeros(4), pick(_expected([0.2, 0.4]))])
+    np.testing.assert_allclose(probs, expected, atol=1e-6)
+    one = audio_probabilities(LevelReader(), store.read(0), crop, crop, aggregate, -60.0, RATE)
+    np.testing.assert_allclose(one, expected[0], atol=1e-6)
 
 
 def test_adaptive_thresholds_separate_the_validation_classes() -> None:

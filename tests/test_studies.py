@@ -4,9 +4,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from selfrefine import CLASSES, experiments, studies
+from selfrefine import CLASSES
 from selfrefine.config import ParamsError, load_params, parse_params
 from selfrefine.errors import UserError
+from selfrefine.experiments import queue as experiments
+from selfrefine.experiments import studies
 from selfrefine.outputs import write_csv
 
 from conftest import ROOT
@@ -137,11 +139,12 @@ def _kept(study: str, params, refined_shift: dict[str, float]) -> None:
     (folder / "batch.json").write_text(json.dumps(batch))
 
 
-def test_tabulate_writes_the_json_plot_and_readme_section_from_the_kept_files(
+def test_tabulate_writes_the_json_plot_and_docs_section_from_the_kept_files(
     tmp_path: Path, monkeypatch, params
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    Path("README.md").write_text("a\n<!-- study:iterations:start -->\nold\n<!-- study:iterations:end -->\nb\n")
+    Path("docs").mkdir()
+    Path("docs/studies.md").write_text("a\n<!-- study:iterations:start -->\nold\n<!-- study:iterations:end -->\nb\n")
     shift = {"1": 1.0, "2": 2.0, "3": 2.0, "4": 0.0, "5": -1.0}
     _kept("iterations", params, shift)
     result = studies.tabulate(params, "iterations")
@@ -152,10 +155,12 @@ def test_tabulate_writes_the_json_plot_and_readme_section_from_the_kept_files(
     assert demucs["5"]["refined_minus_noisy"]["ci_high"] < 0 < demucs["2"]["refined_minus_noisy"]["ci_low"]
     assert demucs["3"]["seeds"] == [0, 1] and demucs["3"]["songs"] == 6
     assert result["stopping_rule"] == {"changed_below": 0.02, "round": "4"}  # 0.3/9 = 0.033, 0.3/16 = 0.019
-    readme = Path("README.md").read_text()
-    assert readme.startswith("a\n<!-- study:iterations:start -->\n![iterations](plots/studies/iterations.png)")
-    assert "picks round 4; the truth would pick round 1" in readme and "below 0 at 5" in readme
-    assert "60.0 min" in readme and "old" not in readme and readme.endswith("<!-- study:iterations:end -->\nb\n")
+    doc = Path("docs/studies.md").read_text()
+    assert doc.startswith("a\n<!-- study:iterations:start -->\n![iterations](../plots/studies/iterations.png)")
+    assert "picks round 4; the truth would pick round 1" in doc and "below 0 at 5" in doc
+    assert "is the best of 5 points and so overstates that point" in doc, "a maximum over points is called one"
+    assert "60.0 min." in doc and "queue worker" not in doc, "a batch that recorded no workers states none"
+    assert "old" not in doc and doc.endswith("<!-- study:iterations:end -->\nb\n")
     assert Path("plots/studies/iterations.png").stat().st_size > 1000
 
 
@@ -222,7 +227,8 @@ def test_a_batch_queues_only_what_has_not_finished_and_names_the_resume_on_failu
 
 def test_a_refused_point_is_a_result_and_a_refused_reference_an_error(tmp_path: Path, monkeypatch, params) -> None:
     monkeypatch.chdir(tmp_path)
-    Path("README.md").write_text("<!-- study:threshold:start -->\n<!-- study:threshold:end -->\n")
+    Path("docs").mkdir()
+    Path("docs/studies.md").write_text("<!-- study:threshold:start -->\n<!-- study:threshold:end -->\n")
     _kept("threshold", params, dict.fromkeys(map(str, params.study.thresholds), 1.0))
     rows = Path("metrics/studies/threshold/demucs.csv").read_text().splitlines()
     Path("metrics/studies/threshold/demucs.csv").write_text("\n".join(r for r in rows if not r.startswith("0.9,")))
@@ -234,9 +240,9 @@ def test_a_refused_point_is_a_result_and_a_refused_reference_an_error(tmp_path: 
     assert by_point["0.9"]["refused"] == "the pool of 'bass' is empty" and by_point["0.9"]["models"] == {}
     assert by_point["0.9"]["labels"]["accuracy_refined"] == labels["0.9"]["accuracy_refined"]
     assert "gap_closed" in by_point["0.5"]["models"]["demucs"]
-    readme = Path("README.md").read_text()
-    assert "| 0.9 |" in readme and "could not train" in readme
-    assert "At 0.9 the method breaks: no separator could be trained on the refined labels (the pool of 'bass'" in readme
+    doc = Path("docs/studies.md").read_text()
+    assert "| 0.9 |" in doc and "could not train" in doc
+    assert "At 0.9 the method breaks: no separator could be trained on the refined labels (the pool of 'bass'" in doc
     assert Path("plots/studies/threshold.png").stat().st_size > 1000
     grid = studies.points("threshold", params)
     assert studies._refused_points(grid, {("0.9", "refined_2", 1): "empty"}) == {"0.9": "empty"}

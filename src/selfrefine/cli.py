@@ -1,5 +1,4 @@
-"""``selfrefine``: a command per pipeline stage, plus ``check``, ``profile``, ``compare``, ``study``, ``audit`` and
-``separate``.
+"""The ``selfrefine`` command: one command per pipeline stage, and the faces on top of them.
 
 A face over the stage bodies (:mod:`selfrefine.stages`), which DVC runs directly: nothing here is a
 dependency of any stage, so editing a command or its help reruns nothing. Stage commands run the same
@@ -17,19 +16,38 @@ from typing import Annotated
 import typer
 
 from selfrefine.errors import UserError
+from selfrefine.paths import AUDIT_REPORT, PARAMS, PROFILES, SEPARATED, separator_model
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
+HELP = (
+    "Self-refining pseudo labels for music source separation. The pipeline's stages by hand (validate, generate, "
+    "index, corrupt, classify, refine, train, evaluate: the bodies `dvc repro` runs), and check, profile, compare, "
+    "study, audit and separate."
+)
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP)
 log = logging.getLogger("selfrefine")
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="params file")]
+DEFAULT_SEPARATOR = separator_model("demucs")
+NprocOpt = Annotated[
+    int,
+    typer.Option(
+        "--nproc",
+        min=1,
+        help="training processes on this machine (as launch.nproc): N > 1 runs N ranks with torchrun (one per GPU)",
+    ),
+]
 
 
-def _stage(name: str, params: Path, *args: str) -> None:
-    """Run stage body ``selfrefine.stages.<name>`` as DVC would (timing record included)."""
-    from selfrefine.stages.entry import run_stage
+def _stage(name: str, params: Path, *args: str, nproc: int = 1) -> None:
+    """Run stage body ``selfrefine.stages.<name>`` as DVC would (timing record included); ``nproc`` > 1 runs it as
+    that many ranks under torch's launcher, as ``--nproc`` does for DVC."""
+    from selfrefine.stages.entry import run_stage, torchrun
 
-    body = importlib.import_module(f"selfrefine.stages.{name}").run
-    code = run_stage("_".join([name, *args[:1]]), body, params, *args)
+    if nproc > 1:
+        code = torchrun(nproc, f"selfrefine.stages.{name}", [*args, "--params", str(params)])
+    else:
+        body = importlib.import_module(f"selfrefine.stages.{name}").run
+        code = run_stage("_".join([name, *args[:1]]), body, params, *args)
     if code:
         raise typer.Exit(code)
 
@@ -60,36 +78,43 @@ def _round_table(params: Path, round_key: str) -> str:
 
 
 @app.command()
-def generate(params: ParamsOpt = Path("params.yaml")) -> None:
+def validate(params: ParamsOpt = PARAMS) -> None:
+    """Validate every key of params.yaml (the stage DVC reruns on any params change)."""
+    _stage("validate", params)
+
+
+@app.command()
+def generate(params: ParamsOpt = PARAMS) -> None:
     """Write the embedded synthetic multitrack set (MUSDB18-HQ layout) to data/generated."""
     _stage("generate", params)
 
 
 @app.command()
-def corrupt(params: ParamsOpt = Path("params.yaml")) -> None:
-    """Inject label noise into data.root's training stems (swap / merge / silent)."""
-    _stage("corrupt", params)
+def index(params: ParamsOpt = PARAMS) -> None:
+    """Validate every training stem of data.root and every test song where they are; write data/index.csv."""
+    _stage("index", params)
 
 
 @app.command()
-def index(params: ParamsOpt = Path("params.yaml")) -> None:
-    """Validate and index every stem; write the noisy and clean label tables."""
-    _stage("index", params)
+def corrupt(params: ParamsOpt = PARAMS) -> None:
+    """Inject label noise (swap, merge, silent, foreign) into the indexed stems; write the label tables."""
+    _stage("corrupt", params)
 
 
 @app.command()
 def classify(
     round_key: Annotated[str, typer.Argument(metavar="ROUND", help="a key of refine.rounds, e.g. 1")],
-    params: ParamsOpt = Path("params.yaml"),
+    params: ParamsOpt = PARAMS,
+    nproc: NprocOpt = 1,
 ) -> None:
     """Mix-train the instrument classifier of one refinement round and score it on clean test mixtures."""
-    _stage("classify", params, round_key, _round_table(params, round_key))
+    _stage("classify", params, round_key, _round_table(params, round_key), nproc=nproc)
 
 
 @app.command()
 def refine(
     round_key: Annotated[str, typer.Argument(metavar="ROUND", help="a key of refine.rounds, e.g. 1")],
-    params: ParamsOpt = Path("params.yaml"),
+    params: ParamsOpt = PARAMS,
 ) -> None:
     """Relabel every training stem with a round's classifier."""
     _stage("refine", params, round_key, _round_table(params, round_key))
@@ -98,24 +123,25 @@ def refine(
 @app.command()
 def train(
     name: Annotated[str, typer.Argument(help="a separator, e.g. demucs or xumx")],
-    params: ParamsOpt = Path("params.yaml"),
+    params: ParamsOpt = PARAMS,
+    nproc: NprocOpt = 1,
 ) -> None:
     """Train a separator on the label table chosen by separate.labels."""
-    _stage("train", params, name)
+    _stage("train", params, name, nproc=nproc)
 
 
 @app.command()
 def evaluate(
     name: Annotated[str, typer.Argument(help="a trained separator, e.g. demucs")],
-    params: ParamsOpt = Path("params.yaml"),
+    params: ParamsOpt = PARAMS,
 ) -> None:
     """Separate the clean test songs with a trained separator and score SDR."""
     _stage("evaluate", params, name)
 
 
 @app.command()
-def check(params: ParamsOpt = Path("params.yaml")) -> None:
-    """Validate params.yaml completely, model blocks and losses included (the stages check theirs when they run)."""
+def check(params: ParamsOpt = PARAMS) -> None:
+    """Validate params.yaml, then build-check every model block and loss (the stages check theirs when they run)."""
     _face(check_params, params)
 
 
@@ -146,7 +172,7 @@ def compare(
         str | None,
         typer.Option(
             help="comma-separated conditions: a label table, optionally with params overrides after '@', e.g. "
-            "refined_2@refine.threshold=0.9 (default: compare.labels)"
+            "refined_2@refine.threshold=0.9, or an alias of compare.aliases (default: compare.labels)"
         ),
     ] = None,
     seeds: Annotated[int | None, typer.Option(help="training runs per table (default: compare.seeds)")] = None,
@@ -157,15 +183,16 @@ def compare(
     tabulate: Annotated[
         bool,
         typer.Option(
-            "--tabulate", help="run nothing: redo the intervals, tables, plot and README from metrics/compare/"
+            "--tabulate",
+            help="run nothing: redo the intervals, tables, plot, docs/results.md and the README headline from "
+            "metrics/compare/",
         ),
     ] = False,
-    params: ParamsOpt = Path("params.yaml"),
+    params: ParamsOpt = PARAMS,
 ) -> None:
-    """Train the separators on each label table with several seeds (DVC experiments), keep their per-song
-    scores, and write intervals to metrics/compare.{json,md}, a plot and the README's results section."""
-    from selfrefine import compare as comparison
+    """Train the separators on each label table and seed as DVC experiments; write intervals and docs/results.md."""
     from selfrefine.config import load_params
+    from selfrefine.experiments import compare as comparison
 
     def body() -> None:
         p = load_params(params)
@@ -191,14 +218,13 @@ def study(
     ] = None,
     tabulate: Annotated[
         bool,
-        typer.Option("--tabulate", help="run nothing: redo the JSON, plot and README section from metrics/studies/"),
+        typer.Option("--tabulate", help="run nothing: redo the JSON, plot and docs/studies.md from metrics/studies/"),
     ] = False,
-    params: ParamsOpt = Path("params.yaml"),
+    params: ParamsOpt = PARAMS,
 ) -> None:
-    """Sweep noise rate and kind, the threshold or the number of rounds (DVC experiments), and write
-    metrics/studies/NAME.json, plots/studies/NAME.png and the study's README section."""
-    from selfrefine import studies
+    """Sweep the noise, the threshold or the number of rounds as DVC experiments; write docs/studies.md."""
     from selfrefine.config import load_params
+    from selfrefine.experiments import studies
 
     def body() -> None:
         p = load_params(params)
@@ -220,11 +246,11 @@ def audit(
     classifier: Annotated[
         Path | None, typer.Option(help="classifier checkpoint (default: the last refinement round's)")
     ] = None,
-    out: Annotated[Path, typer.Option(help="report folder (replaced)")] = Path("reports/audit"),
+    out: Annotated[Path, typer.Option(help="report folder (replaced)")] = AUDIT_REPORT,
     truth: Annotated[
         Path | None, typer.Option(help="CSV of song,stem,truth (e.g. data/noisy/truth.csv): adds top-k precision")
     ] = None,
-    params: ParamsOpt = Path("params.yaml"),
+    params: ParamsOpt = PARAMS,
 ) -> None:
     """Rank a library's stems by how likely their file-name label is wrong: CSV and an offline HTML report."""
     from selfrefine.audit import audit as run_audit
@@ -248,8 +274,8 @@ def audit(
 @app.command()
 def separate(
     files: Annotated[list[Path], typer.Argument(help="songs to separate (any rate, channels, WAV/FLAC/...)")],
-    model: Annotated[Path, typer.Option(help="a trained separator")] = Path("models/demucs/model.pt"),
-    out: Annotated[Path, typer.Option(help="writes OUT/<file name>/<source>.wav")] = Path("separated"),
+    model: Annotated[Path, typer.Option(help="a trained separator")] = DEFAULT_SEPARATOR,
+    out: Annotated[Path, typer.Option(help="writes OUT/<file name>/<source>.wav")] = SEPARATED,
     overlap: Annotated[float, typer.Option(help="shared fraction of neighbouring chunks")] = 0.25,
     consistent: Annotated[
         bool, typer.Option(help="share what the model left out among the sources, so they sum to the input")
@@ -267,7 +293,7 @@ def separate(
 @app.command()
 def profile(
     name: Annotated[str, typer.Argument(help="a file in profiles/ without .yaml, e.g. paper")],
-    params: ParamsOpt = Path("params.yaml"),
+    params: ParamsOpt = PARAMS,
 ) -> None:
     """Apply a profile's overrides (profiles/NAME.yaml) to params.yaml, keeping its comments; validated."""
     _face(apply_profile, name, params)
@@ -283,9 +309,9 @@ def apply_profile(name: str, params: Path) -> None:
     from selfrefine.config import merge_into
     from selfrefine.outputs import write_text
 
-    source = Path("profiles") / f"{name}.yaml"
+    source = PROFILES / f"{name}.yaml"
     if not source.is_file():
-        known = ", ".join(sorted(p.stem for p in Path("profiles").glob("*.yaml")))
+        known = ", ".join(sorted(p.stem for p in PROFILES.glob("*.yaml")))
         raise UserError(f"{source}: no such profile; available: {known}")
     yaml = YAML()
     try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping, MutableMapping
@@ -109,28 +110,50 @@ class NoiseParams:
 
 
 @dataclass(frozen=True)
-class MixTrainParams:
+class TrainParams:
+    """The keys every training block has: the loop's steps, batch size and learning rate, the random gain of the
+    stems, the share of songs held out for validation, the data-loader processes and the precision.
+
+    A block gives its own defaults for the first four as class keywords, e.g.
+    ``class MixTrainParams(TrainParams, steps=500, batch_size=32, lr=2e-3, gain_db=6.0)``.
+    """
+
+    steps: int = field(metadata=_positive())
+    batch_size: int = field(metadata=_positive())
+    lr: float = field(metadata=_positive())
+    gain_db: float = field(metadata=_non_negative())
+    val_fraction: float = field(default=0.1, metadata=_check(lambda v: 0 < v < 1, "in (0, 1)"))
+    num_workers: int = field(default=0, metadata=_non_negative())
+    """Data-loader processes that render the training batches (0: the training process); batches do not depend
+    on it."""
+    precision: str = field(default="fp32", metadata=_one_of("fp32", "bf16"))
+    """``bf16``: forward pass and loss under bfloat16 autocast (for GPUs; fp32 is the CPU default)."""
+
+    def __init_subclass__(cls, **defaults: Any) -> None:
+        """Declare the shared keys named in ``defaults`` again in ``cls``, with these defaults (and the same checks)."""
+        super().__init_subclass__()
+        annotations = dict(cls.__dict__.get("__annotations__", {}))
+        for name, value in defaults.items():
+            shared = TrainParams.__dataclass_fields__[name]
+            annotations[name] = shared.type
+            setattr(cls, name, field(default=value, metadata=shared.metadata))
+        cls.__annotations__ = annotations
+
+
+@dataclass(frozen=True)
+class MixTrainParams(TrainParams, steps=500, batch_size=32, lr=2e-3, gain_db=6.0):
     """Mix-training of the instrument classifier on random mixtures of stems."""
 
-    steps: int = field(default=500, metadata=_positive())
-    batch_size: int = field(default=32, metadata=_positive())
-    lr: float = field(default=2e-3, metadata=_positive())
     weight_decay: float = field(default=0.05, metadata=_non_negative())
     crop_seconds: float = field(default=2.0, metadata=_positive())
     max_stems: int = field(default=4, metadata=_check(lambda v: v >= 1, ">= 1"))
-    gain_db: float = field(default=6.0, metadata=_non_negative())
     eq_probability: float = field(default=0.5, metadata=_unit())
     effects: float = field(default=0.0, metadata=_unit())
     """Probability of each random per-stem effect (EQ, distortion, reverb, speed: :mod:`selfrefine.data.effects`)
     on each stem of a training mixture; 0: none (validation and test mixtures never get effects)."""
-    val_fraction: float = field(default=0.1, metadata=_check(lambda v: 0 < v < 1, "in (0, 1)"))
     val_mixtures: int = field(default=512, metadata=_positive())
     eval_every: int = field(default=100, metadata=_positive())
     test_mixtures: int = field(default=500, metadata=_positive())
-    num_workers: int = field(default=0, metadata=_non_negative())
-    """Data-loader processes that render the mixtures (0: the training process); batches do not depend on it."""
-    precision: str = field(default="fp32", metadata=_one_of("fp32", "bf16"))
-    """``bf16``: forward pass and loss under bfloat16 autocast (for GPUs; fp32 is the CPU default)."""
 
 
 @dataclass(frozen=True)
@@ -190,12 +213,9 @@ class SeparateParams:
 
 
 @dataclass(frozen=True)
-class SeparatorTrainParams:
+class SeparatorTrainParams(TrainParams, steps=300, batch_size=8, lr=3e-3, gain_db=3.0):
     """The shared separator training loop (random-mix examples, as Demucs trains)."""
 
-    steps: int = field(default=300, metadata=_positive())
-    batch_size: int = field(default=8, metadata=_positive())
-    lr: float = field(default=3e-3, metadata=_positive())
     loss: str = "l1"
     """A key of the separator module's ``LOSSES`` (checked by the training stage)."""
     truncate_quantile: float | None = field(
@@ -207,16 +227,10 @@ class SeparatorTrainParams:
     truncate_after: float = field(default=0.0, metadata=_check(lambda v: 0 <= v < 1, "in [0, 1)"))
     """Share of the steps trained on the plain mean before truncation starts (a warm-up schedule)."""
     segment_seconds: float = field(default=3.0, metadata=_positive())
-    gain_db: float = field(default=3.0, metadata=_non_negative())
     shift_seconds: float = field(default=0.5, metadata=_non_negative())
     checkpoint_every: int = field(default=50, metadata=_positive())
-    val_fraction: float = field(default=0.1, metadata=_check(lambda v: 0 < v < 1, "in (0, 1)"))
     val_examples: int = field(default=32, metadata=_positive())
     grad_clip: float = field(default=5.0, metadata=_non_negative())
-    num_workers: int = field(default=0, metadata=_non_negative())
-    """Data-loader processes that render the examples (0: the training process); batches do not depend on it."""
-    precision: str = field(default="fp32", metadata=_one_of("fp32", "bf16"))
-    """``bf16``: forward pass and loss under bfloat16 autocast (for GPUs; fp32 is the CPU default)."""
 
 
 @dataclass(frozen=True)
@@ -249,6 +263,15 @@ class CompareParams:
     """Bootstrap replicates of the hierarchical (runs, then songs) paired bootstrap."""
     jobs: int = field(default=1, metadata=_positive())
     """DVC queue workers (``dvc queue start -j``): experiments run at once, each with its own memory and GPU use."""
+    aliases: dict[str, str] = field(
+        default_factory=dict,
+        metadata=_check(
+            lambda v: all(re.fullmatch(r"[a-z][a-z0-9_+-]{0,19}", k) and "@" in c for k, c in v.items()),
+            "short names (lowercase letters, digits, _ + -; at most 20 characters) of conditions TABLE@key=value",
+        ),
+    )
+    """Short names of long conditions (``merge-only: noisy@noise.kinds.swap=0@noise.kinds.merge=1``): tables and
+    plots show the alias, ``--labels`` takes it; the kept scores keep the full condition."""
 
 
 STUDIES = ("noise-rate", "threshold", "iterations")

@@ -1,7 +1,8 @@
-"""Where the pipeline keeps things: the one place that spells out the paths ``dvc.yaml`` declares.
+"""Where the project keeps things: the one place that spells out a path, in Python.
 
-Stage bodies, ``compare`` and the tests take their paths from here, so a path is written once in Python
-(and once, as a dependency or output, in ``dvc.yaml``).
+Stage bodies, the faces (the ``selfrefine`` command, ``compare``, the studies, ``audit``, ``separate``) and the
+tests take their paths from here, so a path is written once in Python (and once, as a dependency or output, in
+``dvc.yaml``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,29 @@ TRUTH = NOISY / "truth.csv"
 """Each noisy stem's corruption and true label set (``corrupt``)."""
 CHECKPOINTS = Path("checkpoints")
 """Resumable training state; not a DVC output (DVC would delete it before the rerun that resumes it)."""
+PARAMS = Path("params.yaml")
+"""Every parameter of the pipeline and its faces (validated on load)."""
+PROFILES = Path("profiles")
+"""Named params overrides (``selfrefine profile NAME`` applies ``profiles/NAME.yaml``)."""
+
+README = Path("README.md")
+"""Holds the generated results headline (``selfrefine compare --tabulate``)."""
+DOCS = Path("docs")
+RESULTS_DOC = DOCS / "results.md"
+"""The comparison's generated results section, and what the runs show."""
+STUDIES_DOC = DOCS / "studies.md"
+"""The studies' generated sections."""
+COMPARE = Path("metrics/compare")
+"""Kept per-song scores of every compared experiment (``<model>.csv``), label quality and batch records."""
+COMPARE_JSON = Path("metrics/compare.json")
+COMPARE_MD = Path("metrics/compare.md")
+COMPARE_PLOT = Path("plots/compare.png")
+STUDIES = Path("metrics/studies")
+"""A study's kept scores and label metrics (``<study>/``) and its results (``<study>.json``)."""
+AUDIT_REPORT = Path("reports/audit")
+"""``selfrefine audit``'s default report folder."""
+SEPARATED = Path("separated")
+"""``selfrefine separate``'s default output folder."""
 
 
 def stem_cache() -> Path:
@@ -57,6 +81,16 @@ def separator_model(name: str) -> Path:
 def curves(run: str) -> Path:
     """dvclive folder of a training run (``classify_<round>`` or ``train_<separator>``)."""
     return Path("dvclive") / run
+
+
+def study_json(study: str) -> Path:
+    """A study's results: per point, label quality and SDR with intervals."""
+    return STUDIES / f"{study}.json"
+
+
+def study_plot(study: str) -> Path:
+    """A study's figure."""
+    return Path("plots/studies") / f"{study}.png"
 
 
 def training_plot(run: str) -> Path:

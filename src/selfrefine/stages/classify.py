@@ -8,26 +8,19 @@ never trained on it).
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-
-import numpy as np
-import torch
-from torch import nn
 
 from selfrefine import distributed, paths, plots
 from selfrefine.config import Params
 from selfrefine.data.audio import samples
-from selfrefine.data.labels import LabelledStem, read_label_table, song_folds
+from selfrefine.data.labels import LabelledStem, read_label_table
 from selfrefine.data.mixing import LabelMixer
 from selfrefine.devices import device
 from selfrefine.models.checkpoints import save_checkpoint
-from selfrefine.models.classifier import FoldEnsemble
 from selfrefine.models.registry import check_block
-from selfrefine.outputs import atomic_path, file_digest, write_json, write_npz
+from selfrefine.outputs import file_digest, write_json, write_npz
 from selfrefine.stages.common import index_rows, skip, stem_store
 from selfrefine.stages.entry import main
-from selfrefine.training.loop import fingerprint, log_history, train
-from selfrefine.training.mixtrain import FixedMixtures, MixTraining, predict_mixtures, score_on_mixtures
+from selfrefine.training.mixtrain import FixedMixtures, mix_train, score_on_mixtures
 
 log = logging.getLogger("selfrefine.stages.classify")  # not __name__: run as __main__
 
@@ -55,111 +48,50 @@ def run(params: Params, round_key: str, table: str) -> dict[str, float] | None:
         return None
     paths.require(paths.INDEX)  # its test rows: the clean test mixtures
     tp = params.classifier.train
-    kwargs = {**params.classifier.model, "sample_rate": params.audio.sample_rate}
     store = stem_store(params, [s.path for s in stems])
-    digest = file_digest(paths.label_table(table)) + store.digest()
     folds = params.refine.folds
-    if folds == 1:  # the paper: one classifier, trained on every song, relabels them all
-        task = MixTraining(stems, store, kwargs, tp, params.seed, digest)
-        model, result = train(task, params.seed, paths.CHECKPOINTS / f"{run_name}.pt", paths.curves(run_name))
-        tasks, histories, fold_songs, saved_kwargs = [task], [result.history], None, kwargs
-        seconds = result.seconds
-    else:  # out-of-fold: member j never sees fold j's songs, which it alone relabels (refine stage)
-        fold_songs = song_folds(stems, folds, params.seed)
-        model = FoldEnsemble(folds, **kwargs)
-        tasks, histories, seconds = [], [], 0.0
-        for j, held_out in enumerate(fold_songs):
-            log.info("classify@%s: fold %d/%d (%d songs held out)", round_key, j + 1, folds, len(held_out))
-            held = set(held_out)
-            keep = [i for i, s in enumerate(stems) if s.song not in held]
-            seed = params.seed + 1000 * j
-            part = store.subset(keep)
-            task = MixTraining([stems[i] for i in keep], part, kwargs, tp, seed, f"{digest}:{folds}:{part.digest()}")
-            member, history, took = _fold_member(task, seed, run_name, j)
-            model.members[j].load_state_dict(member.state_dict())
-            tasks.append(task)
-            histories.append(history)
-            seconds += took
-        saved_kwargs = {"folds": folds, **kwargs}
+    digest = file_digest(paths.label_table(table)) + store.digest()
+    checkpoint, curves = paths.CHECKPOINTS / f"{run_name}.pt", paths.curves(run_name)
+    trained = mix_train(
+        stems, store, params.classifier, params.audio.sample_rate, params.seed, digest, folds, checkpoint, curves
+    )
     if not distributed.is_main():
         return None  # rank 0 writes the outputs
-    model.eval()
     save_checkpoint(
         out / "model.pt",
-        model,
+        trained.model,
         "classifier",
-        saved_kwargs,
+        trained.model_kwargs,
         crop_seconds=tp.crop_seconds,
         trained_on=table,
         steps=tp.steps,
-        history=histories[0] if folds == 1 else histories,
-        fold_songs=fold_songs,
+        history=trained.histories[0] if folds == 1 else trained.histories,
+        fold_songs=trained.fold_songs,
     )
-    # each member's predictions on its own (noisy, held-out-song) validation mixtures, pooled
-    model.to(device())  # scoring runs on the accelerator when there is one
-    members = [model] if folds == 1 else list(model.members)
-    val_probs, val_targets = [], []
-    for member, task in zip(members, tasks, strict=True):
-        val_probs.append(predict_mixtures(member, task.val))
-        val_targets.append(task.val.targets)
-    write_npz(out / "validation.npz", probs=np.concatenate(val_probs), targets=np.concatenate(val_targets))
+    trained.model.to(device())  # scoring runs on the accelerator when there is one
+    probs, targets = trained.validation()
+    write_npz(out / "validation.npz", probs=probs, targets=targets)
     title = f"classifier, round {round_key} (trained on {table} labels)"
-    for j, history in enumerate(histories):
+    for j, history in enumerate(trained.histories):
         name = "curves.png" if folds == 1 else f"curves_fold{j}.png"
         fold = "" if folds == 1 else f", fold {j} held out"
         plots.training_curves(paths.training_plot(run_name).with_name(name), history, title + fold)
-    for j in range(folds if folds > 1 else 0):  # the ensemble is written: its finished members are no longer needed
-        _member_file(run_name, j).unlink(missing_ok=True)
-    test = score_on_mixtures(model, FixedMixtures(_clean_test_mixer(params), tp.test_mixtures))
-    lasts = [{k: v for k, v in h[-1].items() if k != "step"} for h in histories]
-    validation = lasts[0] if folds == 1 else {k: float(np.mean([x[k] for x in lasts])) for k in lasts[0]}
+    trained.discard_finished()  # the ensemble is written: its finished members are no longer needed
+    test = score_on_mixtures(trained.model, FixedMixtures(_clean_test_mixer(params), tp.test_mixtures))
     write_json(
         metrics,
         {
             "trained_on": table,
             "folds": folds,
             "test_clean_mixtures": test,
-            "validation_noisy_mixtures": validation,
-            **({} if folds == 1 else {"validation_noisy_mixtures_per_fold": lasts}),
+            "validation_noisy_mixtures": trained.mean_validation(),
+            **({} if folds == 1 else {"validation_noisy_mixtures_per_fold": trained.last_validation()}),
         },
     )
     log.info(
         "classify@%s: clean test exact-match %.3f, macro F1 %.3f", round_key, test["exact_match"], test["macro_f1"]
     )
-    return {"train": seconds}
-
-
-def _member_file(run_name: str, fold: int) -> Path:
-    return paths.CHECKPOINTS / f"{run_name}_fold{fold}.done.pt"
-
-
-def _fold_member(task: MixTraining, seed: int, run_name: str, fold: int) -> tuple[nn.Module, list[dict], float]:
-    """Train fold ``fold``'s member, or reload it when an interrupted run of the stage already finished it.
-
-    A member's own training resumes from its last checkpoint (:func:`train`); a finished member is kept
-    (``checkpoints/<run>_fold<j>.done.pt``, with its run identity) until the whole ensemble is written, so a
-    stage killed in fold j retrains none of the folds before it.
-
-    Returns:
-        (member, curve history, training seconds).
-    """
-    done, curves = _member_file(run_name, fold), paths.curves(run_name) / f"fold_{fold}"
-    run_id = fingerprint(task.identity, task.config.identity(), seed)
-    if done.is_file():
-        state = torch.load(done, map_location="cpu", weights_only=False)
-        if state["run_id"] == run_id:
-            log.info("%s: fold %d was finished by an interrupted run; reloaded from %s", run_name, fold, done)
-            member = task.build()
-            member.load_state_dict(state["model"])
-            if distributed.is_main():
-                log_history(curves, state["history"])  # the stage's outputs were cleared before this run
-            return member.eval(), state["history"], state["seconds"]
-    member, result = train(task, seed, paths.CHECKPOINTS / f"{run_name}_fold{fold}.pt", curves)
-    if distributed.is_main():
-        state = {"run_id": run_id, "model": member.state_dict(), "history": result.history, "seconds": result.seconds}
-        with atomic_path(done) as tmp, tmp.open("wb") as f:
-            torch.save(state, f)
-    return member, result.history, result.seconds
+    return {"train": trained.seconds}
 
 
 def _clean_test_mixer(params: Params) -> LabelMixer:

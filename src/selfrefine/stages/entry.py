@@ -84,12 +84,12 @@ def main(body: Body, *args: tuple[str, str], ranks: bool = False) -> None:
     ns = parser.parse_args()
     values = [getattr(ns, name) for name, _ in args]
     if ranks and ns.nproc > 1 and "LOCAL_RANK" not in os.environ:
-        sys.exit(_torchrun(ns.nproc, f"selfrefine.stages.{file.stem}", [*values, "--params", str(ns.params)]))
+        sys.exit(torchrun(ns.nproc, f"selfrefine.stages.{file.stem}", [*values, "--params", str(ns.params)]))
     stage = "_".join([file.stem, *values[:1]])
     sys.exit(run_stage(stage, body, ns.params, *values))
 
 
-def _torchrun(nproc: int, module: str, argv: list[str]) -> int:
+def torchrun(nproc: int, module: str, argv: list[str]) -> int:
     """Run ``python -m module argv`` as ``nproc`` ranks with torch's launcher; its exit code."""
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import main as torchrun

@@ -28,6 +28,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from selfrefine import distributed
+from selfrefine.config import TrainParams
 from selfrefine.data.loader import Batches, batches
 from selfrefine.devices import device, model_device
 from selfrefine.errors import UserError
@@ -64,6 +65,27 @@ class LoopConfig:
     workers: int = 0
     """Data-loader processes that render batches (0: in the training process). Not part of a run's
     identity: the batches do not depend on it (:mod:`selfrefine.data.loader`)."""
+
+    @classmethod
+    def from_params(cls, train_params: TrainParams, every: int, **settings: float) -> LoopConfig:
+        """The settings of a params block's training run, validated and checkpointed every ``every`` steps.
+
+        Args:
+            train_params: a training block (``classifier.train``, ``separators.<name>.train``).
+            every: steps between validations, and between checkpoints.
+            settings: the block's own optimiser settings (``weight_decay``, ``grad_clip``).
+        """
+        tp = train_params
+        return cls(
+            steps=tp.steps,
+            batch_size=tp.batch_size,
+            lr=tp.lr,
+            eval_every=every,
+            checkpoint_every=every,
+            precision=tp.precision,
+            workers=tp.num_workers,
+            **settings,
+        )
 
     def identity(self) -> dict:
         """The settings that define the run's result (everything but ``workers``)."""
@@ -115,8 +137,10 @@ class LoopResult:
     resumed_from: int = 0
 
 
-def fingerprint(*parts: Any) -> str:
-    """A stable hash of JSON-serialisable run-defining values (kwargs, params, data hashes)."""
+def fingerprint(task: Task, seed: int) -> str:
+    """A stable hash of what defines a run of ``task`` from ``seed`` (its identity, settings and seed): a
+    checkpoint is resumed only by a run of the same fingerprint."""
+    parts = (task.identity, task.config.identity(), seed)
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -135,10 +159,9 @@ def train(task: Task, seed: int, checkpoint: Path, live_dir: Path) -> tuple[nn.M
     distributed.start()
     torch.manual_seed(seed)
     model = task.build()
-    run_id = fingerprint(task.identity, task.config.identity(), seed)
     live = open_live(live_dir) if distributed.is_main() else None
     try:
-        result = _fit(model, task, checkpoint, run_id, live)
+        result = _fit(model, task, checkpoint, fingerprint(task, seed), live)
     finally:
         if live is not None:
             live.end()

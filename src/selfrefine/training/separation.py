@@ -107,16 +107,7 @@ class SeparatorTraining:
         self.source = SourceMixer(store, self.pools, segment, tp.gain_db, shift, seed + 1)
         val_pools = build_pools(stems, pool_policy, val_idx)
         self.val_mix, self.val_sources = SourceMixer(store, val_pools, segment, 0.0, 0, seed + 2).batch(tp.val_examples)
-        self.config = LoopConfig(
-            steps=tp.steps,
-            batch_size=tp.batch_size,
-            lr=tp.lr,
-            grad_clip=tp.grad_clip,
-            eval_every=tp.checkpoint_every,
-            checkpoint_every=tp.checkpoint_every,
-            precision=tp.precision,
-            workers=tp.num_workers,
-        )
+        self.config = LoopConfig.from_params(tp, tp.checkpoint_every, grad_clip=tp.grad_clip)
         run = {k: v for k, v in asdict(tp).items() if k != "num_workers"}
         self.identity = (kwargs, run, pool_policy, seed, store.silence_db, data_digest)
 

@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import logging
+import os
 import re
 import subprocess
 import time
@@ -74,14 +75,17 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]+", "-", text).strip("-")
 
 
-def batch_times(found: Mapping[Hashable, dict], queued: datetime) -> dict:
-    """When a batch was queued, when its last experiment finished, and the minutes between (its wall time)."""
+def batch_times(found: Mapping[Hashable, dict], queued: datetime, jobs: int) -> dict:
+    """When a batch was queued, when its last experiment finished, the minutes between (its wall time), and what it
+    ran on: ``jobs`` queue workers on this machine's ``cpus`` cores."""
     stamps = [node["data"]["timestamp"] for node in found.values() if node["data"].get("timestamp")]
     last = max(map(datetime.fromisoformat, stamps), default=datetime.now())
     return {
         "queued": queued.isoformat(),
         "last_finished": last.isoformat(),
         "minutes": round((last - queued).total_seconds() / 60, 1),
+        "jobs": jobs,
+        "cpus": os.cpu_count(),
     }
 
 

@@ -8,13 +8,15 @@ repository (``metrics/compare/<model>.csv``, read from the experiment's commit).
 computes, from those files alone, each table's mean global SDR with a 95 % interval and each refined table
 against noisy and as a share of the noisy -> clean gap, by the paired hierarchical bootstrap of
 :mod:`selfrefine.evaluation.intervals`; and writes ``metrics/compare.json``, ``metrics/compare.md``,
-``plots/compare.png`` and the README's results section (``selfrefine compare --tabulate`` redoes just that).
+``plots/compare.png``, the results section of ``docs/results.md`` and the README's headline
+(``selfrefine compare --tabulate`` redoes just that).
 
 A compared *condition* is a label table, optionally with params overrides after ``@``: the paper's ablations
 are ``refined_2@refine.threshold=0.9``, ``refined_2@refine.threshold=adaptive`` and
 ``refined_2@separate.pool=named`` (each experiment reruns the stages the override touches, e.g. refinement
 and the round-2 classifier). Each batch adds its conditions to the kept files and replaces only those
-conditions' rows, so an ablation batch reuses the noisy and clean runs of the main one (same seeds).
+conditions' rows, so an ablation batch reuses the noisy and clean runs of the main one (same seeds). A long
+condition may have a short alias (``compare.aliases``), which tables and plots show and ``--labels`` accepts.
 """
 
 from __future__ import annotations
@@ -36,15 +38,23 @@ from selfrefine import CLASSES, paths
 from selfrefine.config import Params, ParamsError, merge_into, parse_params
 from selfrefine.errors import UserError
 from selfrefine.evaluation.intervals import bootstrap_means, compare_conditions, interval
-from selfrefine.experiments import batch_times, run_batch, show, slug, song_scores, stamp_time
+from selfrefine.experiments.queue import batch_times, run_batch, show, slug, song_scores, stamp_time
+from selfrefine.experiments.report import (
+    SCORE_COLUMNS,
+    batch_text,
+    ci_text,
+    display,
+    pct_text,
+    song_matrix,
+    update_section,
+)
 from selfrefine.outputs import read_csv, write_csv, write_json, write_text
 
 log = logging.getLogger(__name__)
 
 
-FOLDER = Path("metrics/compare")
+FOLDER = paths.COMPARE
 """Per model, every experiment's per-song, per-source scores (``<model>.csv``), and the batch's times."""
-SCORE_COLUMNS = ["labels", "seed", "song", "source", "global_sdr", "sdr"]
 
 
 #: What each experiment reproduces: the separators' evaluation and only what it depends on (the chosen label
@@ -78,11 +88,13 @@ def parse_condition(text: str, params: Params, raw: dict | None = None) -> Condi
     """``TABLE[@key=value]...``, checked: a table the pipeline writes, and overrides that give valid params.
 
     Args:
-        text: the condition as written, e.g. ``refined_2@refine.threshold=0.9``.
+        text: the condition as written, e.g. ``refined_2@refine.threshold=0.9``, or its alias in
+            ``compare.aliases`` (e.g. ``adaptive``).
         params: the committed params (which label tables exist).
         raw: the params mapping as read from YAML, to validate the overrides against (default: no check of
             the values beyond their keys' format).
     """
+    text = params.compare.aliases.get(text, text)
     table, *pairs = [part.strip() for part in text.split("@")]
     if table not in params.label_tables():
         raise UserError(f"unknown label table '{table}' in '{text}'; use any of {', '.join(params.label_tables())}")
@@ -139,7 +151,7 @@ def run_comparison(
     seeds: int,
     stamp: str | None = None,
     poll_seconds: float = 15.0,
-    params_path: Path = Path("params.yaml"),
+    params_path: Path = paths.PARAMS,
     jobs: int | None = None,
 ) -> dict:
     """Queue, run and keep one experiment per condition and seed, then :func:`tabulate` (see module docstring).
@@ -204,7 +216,7 @@ def run_comparison(
             "stamp": stamp,
             "conditions": list(by_name),
             "experiments": len(names),
-            **batch_times(found, queued),
+            **batch_times(found, queued, jobs),
         }
     ]
     write_json(batch_path, batch)
@@ -227,24 +239,9 @@ def _batches(batch: dict) -> dict:
     return {"experiments": batch["experiments"], "batches": [single]}
 
 
-def song_matrix(
-    rows: list[dict], labels: str, value: str = "global_sdr", sources: tuple[str, ...] = CLASSES
-) -> tuple[np.ndarray, list[int], list[str]]:
-    """``(seeds, songs)`` mean-over-``sources`` scores of one condition, seeds and songs sorted."""
-    mine = [r for r in rows if r["labels"] == labels and r["source"] in sources]
-    seeds = sorted({int(r["seed"]) for r in mine})
-    songs = sorted({r["song"] for r in mine})
-    cells: dict[tuple[int, str], list[float]] = {}
-    for r in mine:
-        cells.setdefault((int(r["seed"]), r["song"]), []).append(float(r[value]))
-    missing = [(k, s) for k in seeds for s in songs if len(cells.get((k, s), [])) != len(sources)]
-    if missing:
-        raise UserError(f"{labels}: seed {missing[0][0]}, song {missing[0][1]} lacks a source score; rerun compare")
-    return np.array([[np.mean(cells[(k, s)]) for s in songs] for k in seeds]), seeds, songs
-
-
 def tabulate(params: Params, folder: Path = FOLDER) -> dict:
-    """Intervals from the kept per-song scores; writes compare.json / .md, the plot and the README section."""
+    """Intervals from the kept per-song scores; writes compare.json / .md, the plot, docs/results.md's results
+    section and the README's headline."""
     table: dict[str, Any] = {"models": {}, "level": 0.95, "replicates": params.compare.replicates}
     for model in params.separate.models:
         path = folder / f"{model}.csv"
@@ -272,13 +269,13 @@ def tabulate(params: Params, folder: Path = FOLDER) -> dict:
             for t in labels
         }
         bsseval = {t: _bsseval(rows, t) for t in labels}
-        headline = params.separate.labels if params.separate.labels in refined else (refined[-1] if refined else None)
+        judged = params.separate.labels if params.separate.labels in refined else (refined[-1] if refined else None)
         entry = {t: result[t] for t in labels}
-        if headline:
-            entry["refined"] = headline
-            entry["refined_minus_noisy"] = result["differences"][headline]["minus_noisy"]
-            if "gap_closed" in result["differences"][headline]:
-                entry["gap_closed"] = result["differences"][headline]["gap_closed"]
+        if judged:
+            entry["refined"] = judged
+            entry["refined_minus_noisy"] = result["differences"][judged]["minus_noisy"]
+            if "gap_closed" in result["differences"][judged]:
+                entry["gap_closed"] = result["differences"][judged]["gap_closed"]
         if injected and "clean" in labels:
             entry["against_clean"] = against_clean(rows, ["noisy", *injected], params.compare.replicates, params.seed)
         entry.update(
@@ -299,17 +296,17 @@ def tabulate(params: Params, folder: Path = FOLDER) -> dict:
     # a plain table (no overrides) was refined with the committed params: the workspace's refine metrics are its
     plain = {t: _label_quality(None, t) for m in table["models"].values() for t in m["per_source"] if "@" not in t}
     table["label_quality"] = {t: q for t, q in plain.items() if q} | kept
-    write_json(Path("metrics/compare.json"), table)
-    write_text(Path("metrics/compare.md"), markdown(table))
-    update_readme(Path("README.md"), results_section(table, list(params.refine.rounds)))
-    compare_plot(Path("plots/compare.png"), table)
-    log.info("compare: wrote metrics/compare.json, metrics/compare.md, plots/compare.png and the README's results")
+    table["aliases"] = dict(params.compare.aliases)
+    write_json(paths.COMPARE_JSON, table)
+    write_text(paths.COMPARE_MD, markdown(table))
+    update_section(paths.RESULTS_DOC, "results", results_section(table, list(params.refine.rounds)))
+    update_section(paths.README, "headline", headline(table, params.refine.rounds))
+    compare_plot(paths.COMPARE_PLOT, table)
+    log.info(
+        "compare: wrote %s, %s, %s, %s's results and %s's headline",
+        paths.COMPARE_JSON, paths.COMPARE_MD, paths.COMPARE_PLOT, paths.RESULTS_DOC, paths.README,
+    )  # fmt: skip
     return table
-
-
-def _table(condition: str) -> str:
-    """The label table of a condition (``noisy@noise.kinds.swap=0`` -> ``noisy``)."""
-    return condition.split("@", 1)[0]
 
 
 def _injected(condition: str) -> bool:
@@ -354,14 +351,8 @@ def _bsseval(rows: list[dict], labels: str) -> float | None:
     return float(np.mean(runs))
 
 
-def ci_text(value: dict, scale: float = 1.0, unit: str = "") -> str:
-    """``mean [low, high]`` of an interval, to 2 decimals."""
-    return f"{scale * value['mean']:.2f}{unit} [{scale * value['ci_low']:.2f}, {scale * value['ci_high']:.2f}]"
-
-
-def pct_text(value: dict) -> str:
-    """An interval of a share as ``mean % [low, high]``, whole percents."""
-    return f"{100 * value['mean']:.0f} % [{100 * value['ci_low']:.0f}, {100 * value['ci_high']:.0f}]"
+def _names(table: dict) -> dict[str, str]:
+    return table.get("aliases") or {}
 
 
 def markdown(table: dict) -> str:
@@ -378,7 +369,7 @@ def markdown(table: dict) -> str:
             diff = entry["differences"].get(labels, {})
             bss = entry["bsseval_sdr"][labels]
             lines.append(
-                f"| {model} | {labels} | **{ci_text(entry[labels])}** | "
+                f"| {model} | {display(labels, _names(table))} | **{ci_text(entry[labels])}** | "
                 + " | ".join(f"{entry['per_source'][labels][c]:.2f}" for c in CLASSES)
                 + f" | {'' if bss is None else f'{bss:.2f}'} | "
                 + (ci_text(diff["minus_noisy"]) if "minus_noisy" in diff else "")
@@ -388,6 +379,9 @@ def markdown(table: dict) -> str:
                 + (f"{100 * quality[labels]['label_accuracy']:.1f} %" if labels in quality else "")
                 + " |"
             )
+    aliases = {a: c for a, c in _names(table).items() if any(c in e["per_source"] for e in table["models"].values())}
+    if aliases:
+        lines += ["", "Aliases (`compare.aliases`):", "", *(f"- {a}: `{c}`" for a, c in aliases.items())]
     return "\n".join(lines) + "\n"
 
 
@@ -405,59 +399,50 @@ def noise_markdown(table: dict) -> str:
             ]
         for name, parts in [*against["conditions"].items(), *against["pairs"].items()]:
             cells = [ci_text(parts["global"])] + [ci_text(parts[c]) for c in CLASSES]
-            label = name if " − " in name else f"{name} − clean"
+            label = " − ".join(display(n, _names(table)) for n in [*name.split(" − "), "clean"][:2])
             lines.append(f"| {model} | {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n" if lines else ""
 
 
-def _excludes_zero(value: dict) -> bool:
-    return value["ci_low"] > 0 or value["ci_high"] < 0
+def _side(value: dict) -> str:
+    """Where an interval lies against 0, in words (what was measured, not a claim about coverage)."""
+    if value["ci_low"] > 0:
+        return "interval above 0"
+    return "interval below 0" if value["ci_high"] < 0 else "interval includes 0"
 
 
 def findings(table: dict) -> list[str]:
-    """What the intervals establish and what they do not, in words, per model."""
+    """Each difference and where its interval lies, in words: per model a line, then one nested line per table."""
     out = []
+    names = _names(table)
     for model, entry in table["models"].items():
-        runs = f"{len(entry['seeds'])} training runs x {entry['songs']} songs"
         gap = entry.get("clean_minus_noisy")
-        parts = [f"**{model}** ({runs}):"]
-        if gap:
-            parts.append(
-                f"clean labels beat noisy ones by {ci_text(gap, unit=' dB')}"
-                + ("" if _excludes_zero(gap) else " (not established: the interval includes 0)")
-                + "."
-            )
+        head = f"**{model}** ({len(entry['seeds'])} training runs x {entry['songs']} songs)"
+        out.append(head + (f": clean − noisy = {ci_text(gap, unit=' dB')} ({_side(gap)})." if gap else ":"))
         for labels, diff in entry["differences"].items():
             d = diff["minus_noisy"]
-            verdict = (
-                "established" if d["ci_low"] > 0 else "worse than noisy" if d["ci_high"] < 0 else "not established"
-            )
-            text = f"{labels} − noisy = {ci_text(d, unit=' dB')} ({verdict})"
+            text = f"  - {display(labels, names)} − noisy = {ci_text(d, unit=' dB')} ({_side(d)})"
             if "gap_closed" in diff:
-                text += f", closing {pct_text(diff['gap_closed'])} of the gap"
                 c = diff["minus_clean"]
-                text += f"; against clean {ci_text(c, unit=' dB')}, " + (
-                    "which the runs cannot tell apart from clean"
-                    if not _excludes_zero(c)
-                    else ("better than clean" if c["ci_low"] > 0 else "short of clean")
-                )
-            parts.append(text + ".")
-        out.append(" ".join(parts))
+                text += f"; gap closed {pct_text(diff['gap_closed'])}; − clean = {ci_text(c, unit=' dB')} ({_side(c)})"
+            out.append(text + ".")
     return out
 
 
 def results_section(table: dict, rounds: list[str]) -> str:
-    """The README's results section: generated from the comparison and the committed metrics."""
+    """docs/results.md's results section: generated from the comparison and the committed metrics."""
     parts = [
-        "Produced by `selfrefine compare` and regenerated from the kept per-song scores (`metrics/compare/*.csv`)",
-        "by `selfrefine compare --tabulate`. Global SDR in dB: mean over training runs (`separate.seed`) and clean",
-        "test songs of the per-song mean over sources, with a 95 % interval from a paired hierarchical bootstrap",
-        f"({table['replicates']} replicates: runs with replacement, then songs within each run; every table on the",
-        "same draws, so differences are paired by run and song). Per source: mean over runs and songs. BSSEval v4:",
+        "Produced by `selfrefine compare`; `selfrefine compare --tabulate` regenerates it from the kept per-song",
+        "scores (`metrics/compare/*.csv`). Global SDR in dB: mean over training runs (`separate.seed`) and clean",
+        "test songs of the per-song mean over sources, with a nominal 95 % interval from a paired hierarchical",
+        f"bootstrap ({table['replicates']} replicates: runs with replacement, then songs within each run; every",
+        "table on the same draws). Its coverage has not been checked: every run scores the same songs (songs are",
+        "crossed with runs, not nested in them), so the intervals are likely too narrow, and an interval that",
+        "only just excludes 0 does not establish an effect. Per source: mean over runs and songs. BSSEval v4:",
         "museval's SDR, median over songs per source, averaged over sources, mean over runs.",
         "",
         markdown(table),
-        *(f"- {line}" for line in findings(table)),
+        *(line if line.startswith("  ") else f"- {line}" for line in findings(table)),
     ]
     noise = noise_markdown(table)
     if noise:
@@ -471,11 +456,10 @@ def results_section(table: dict, rounds: list[str]) -> str:
         ]
     batch = table.get("batch")
     if batch:
-        parts += ["", "Batches (one queue worker, 2 CPU cores):", ""]
+        parts += ["", "Batches (wall time from queueing to the last experiment's end):", ""]
+        names = _names(table)
         parts += [
-            f"- {b['experiments']} experiments ({', '.join(b['conditions'])}) queued at {b['queued']}; the last"
-            f" finished at {b['last_finished']} ({b['minutes']} min)."
-            for b in batch["batches"]
+            f"- {', '.join(display(c, names) for c in b['conditions'])}: {batch_text(b)}" for b in batch["batches"]
         ]
     if table.get("label_quality"):
         parts += [
@@ -483,14 +467,62 @@ def results_section(table: dict, rounds: list[str]) -> str:
             "*Labels right*: share of the training stems whose refined label set equals the truth (the generator",
             "knows it; analysis only, no choice is made on it).",
         ]
-    parts += [""]
     parts += [
+        "",
         "Classifier and label quality of the committed run (`metrics/classifier/`, `metrics/refine/`; exact match",
         "on clean test mixtures at threshold 0.5):",
         "",
         method_summary(rounds),
     ]
     return "\n".join(parts)
+
+
+def _label_line(rounds: dict[str, str]) -> str:
+    """How right the committed run's label tables are, round by round (empty when the truth is unknown)."""
+    steps = []
+    for name, trained_on in rounds.items():
+        path = paths.metrics("refine", name)
+        r = json.loads(path.read_text()) if path.is_file() else {}
+        if "label_accuracy_refined" in r:
+            if not steps:
+                steps.append(f"noisy {100 * r['label_accuracy_noisy']:.1f} %")
+            what = "the round trained on clean labels" if trained_on == "clean" else f"round {name}"
+            steps.append(f"{what} {100 * r['label_accuracy_refined']:.1f} %")
+    if not steps:
+        return ""
+    return (
+        "Stems whose label set is right (the generator knows the truth; `metrics/refine/`): " + ", ".join(steps) + ".\n"
+    )
+
+
+def headline(table: dict, rounds: dict[str, str]) -> str:
+    """The README's results headline: per separator, noisy / refined / clean global SDR and the gap closed."""
+    lines = [
+        "| separator | noisy labels | refined labels | clean labels | refined − noisy | gap closed | runs x songs |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for model, entry in table["models"].items():
+        refined = entry.get("refined")
+        cells = [
+            model,
+            ci_text(entry["noisy"]),
+            f"{ci_text(entry[refined])} ({display(refined, _names(table))})" if refined else "not run",
+            ci_text(entry["clean"]) if "clean" in entry else "not run",
+            ci_text(entry["refined_minus_noisy"]) if refined else "",
+            pct_text(entry["gap_closed"]) if "gap_closed" in entry else "",
+            f"{len(entry['seeds'])} x {entry['songs']}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(
+        [
+            *lines,
+            "",
+            "Global SDR in dB on the clean test songs, nominal 95 % intervals whose coverage is not yet checked",
+            f"(details, ablations and caveats: [docs/results.md]({paths.RESULTS_DOC.as_posix()})).",
+            "",
+            _label_line(rounds),
+        ]
+    )
 
 
 def compare_plot(path: Path, table: dict) -> None:
@@ -512,11 +544,13 @@ def compare_plot(path: Path, table: dict) -> None:
         for i, t in enumerate(labels):
             runs = entry["runs"][t]
             ax.plot([i + 0.15] * len(runs), runs, ".", color="tab:blue", alpha=0.7, label="one run" if i == 0 else None)
-        ax.set_xticks(range(len(labels)), [t.replace("@", "\n@") for t in labels], fontsize=7)
+        ticks = [display(t, _names(table)).replace("@", "\n@") for t in labels]
+        ax.set_xticks(range(len(labels)), ticks, fontsize=8, rotation=30, ha="right")
         ax.set_title(f"{model} ({len(entry['seeds'])} runs each)")
         ax.set_ylabel("global SDR (dB)")
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
     save_figure(fig, path)
 
 
@@ -539,13 +573,3 @@ def method_summary(rounds: list[str]) -> str:
             f"{100 * r['label_accuracy_input']:.1f} % → {100 * r['label_accuracy_refined']:.1f} % |"
         )
     return "\n".join(lines) + "\n"
-
-
-def update_readme(readme: Path, text: str, section: str = "results") -> None:
-    """Replace what stands between the README's ``<!-- section:start -->`` and ``<!-- section:end -->`` with ``text``."""
-    start, end = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
-    content = readme.read_text()
-    if start not in content or end not in content:
-        raise UserError(f"{readme}: no '{start}' ... '{end}' markers to write the results between")
-    head, rest = content.split(start, 1)
-    write_text(readme, head + start + "\n" + text + rest[rest.index(end) :])

@@ -8,14 +8,14 @@
   that sees only noisy data: stop at the first round from 2 on that changes fewer than ``study.stop_changed`` of
   the label sets (what a user without the truth can measure).
 
-Each point is a set of DVC experiments (:mod:`selfrefine.experiments`: queued, run, resumable with ``--stamp``)
+Each point is a set of DVC experiments (:mod:`selfrefine.experiments.queue`: queued, run, resumable with ``--stamp``)
 that train the separators of ``study.models`` on the point's refined labels, and on its noisy and clean labels
 where the point changes those (noise-rate; the other two studies share one noisy and one clean reference),
 ``study.seeds`` runs each. From the per-song scores and the refinement metrics kept under
 ``metrics/studies/<study>/``, :func:`tabulate` writes ``metrics/studies/<study>.json`` (per point: label
 accuracy, detection precision / recall, and SDR, the gain over noisy and the share of the noisy -> clean gap
-closed with 95 % intervals from the paired hierarchical bootstrap), ``plots/studies/<study>.png`` and the README's
-section for the study.
+closed with 95 % intervals from the paired hierarchical bootstrap), ``plots/studies/<study>.png`` and the study's
+section of ``docs/studies.md``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import csv
 import dataclasses
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,17 +33,25 @@ from typing import Any
 import numpy as np
 
 from selfrefine import paths
-from selfrefine.compare import SCORE_COLUMNS, ci_text, pct_text, song_matrix, update_readme
 from selfrefine.config import STUDIES, NoiseKinds, Params
 from selfrefine.errors import UserError
 from selfrefine.evaluation.intervals import compare_conditions
-from selfrefine.experiments import batch_times, run_batch, show, slug, song_scores, stamp_time
+from selfrefine.experiments.queue import batch_times, run_batch, show, slug, song_scores, stamp_time
+from selfrefine.experiments.report import (
+    SCORE_COLUMNS,
+    batch_text,
+    ci_text,
+    pct_text,
+    share_text,
+    song_matrix,
+    update_section,
+)
 from selfrefine.outputs import read_csv, write_csv, write_json
 from selfrefine.paths import refined_table
 
 log = logging.getLogger(__name__)
 
-FOLDER = Path("metrics/studies")
+FOLDER = paths.STUDIES
 SHARED = "shared"
 """The point name of a study's shared noisy and clean references (a sweep that does not change them)."""
 COLUMNS = ["point", *SCORE_COLUMNS]
@@ -123,13 +132,12 @@ def _labels_at(rev: str, table: str) -> dict[tuple[str, str], str]:
     """A label table of an experiment's commit (a DVC output: read from the cache), ``{(song, stem): labels}``."""
     import dvc.api
 
+    path = paths.label_table(table).as_posix()
     try:
-        with dvc.api.open(f"data/labels/{table}.csv", rev=rev) as f:
+        with dvc.api.open(path, rev=rev) as f:
             return {(r["song"], r["stem"]): r["labels"] for r in csv.DictReader(f)}
     except Exception as err:  # dvc raises many kinds; each means the table is not in this checkout's cache
-        raise UserError(
-            f"experiment {rev[:7]}: cannot read data/labels/{table}.csv ({err}); run the study again"
-        ) from None
+        raise UserError(f"experiment {rev[:7]}: cannot read {path} ({err}); run the study again") from None
 
 
 def label_metrics(rev: str, round_key: str, trained_on: str) -> dict:
@@ -218,9 +226,15 @@ def run_study(params: Params, study: str, stamp: str | None = None, jobs: int | 
     }
     write_json(folder / "labels.json", labels)
     # the wall time runs to the last separator experiment; the label runs are run-cache restores (seconds)
+    workers = jobs or params.study.jobs
     write_json(
         folder / "batch.json",
-        {"stamp": stamp, "experiments": len(names), "label_runs": len(label_names), **batch_times(found, queued)},
+        {
+            "stamp": stamp,
+            "experiments": len(names),
+            "label_runs": len(label_names),
+            **batch_times(found, queued, workers),
+        },
     )
     return tabulate(params, study)
 
@@ -253,7 +267,7 @@ def stopping_round(labels: dict[str, dict], threshold: float) -> str:
 
 
 def tabulate(params: Params, study: str, folder: Path = FOLDER) -> dict:
-    """The study's JSON, plot and README section, from the kept scores and label metrics alone."""
+    """The study's JSON, plot and docs section, from the kept scores and label metrics alone."""
     grid = points(study, params)
     kept = folder / study
     labels_path = kept / "labels.json"
@@ -322,11 +336,12 @@ def tabulate(params: Params, study: str, folder: Path = FOLDER) -> dict:
         }
     result["findings"] = findings(result)
     write_json(folder / f"{study}.json", result)
-    plot(Path("plots/studies") / f"{study}.png", result)
-    update_readme(Path("README.md"), section(result), f"study:{study}")
+    plot(paths.study_plot(study), result)
+    update_section(paths.STUDIES_DOC, f"study:{study}", section(result))
     log.info(
-        "study %s: wrote %s, plots/studies/%s.png and the README's section", study, folder / f"{study}.json", study
-    )
+        "study %s: wrote %s, %s and its section of %s",
+        study, folder / f"{study}.json", paths.study_plot(study), paths.STUDIES_DOC,
+    )  # fmt: skip
     return result
 
 
@@ -336,10 +351,6 @@ def _matrix(rows: list[dict], point: str, table: str, path: Path) -> tuple[np.nd
         raise UserError(f"{path}: no runs of {table} at point '{point}'; run the study (with --stamp to resume)")
     matrix, seeds, songs = song_matrix(mine, table)
     return matrix, seeds, tuple(songs)
-
-
-def _share(x: float | None) -> str:
-    return "" if x is None else f"{100 * x:.1f} %"
 
 
 def findings(result: dict) -> list[str]:
@@ -354,7 +365,7 @@ def findings(result: dict) -> list[str]:
         text = (
             f"Refinement moves the share of right label sets by {100 * gains[best]:+.1f} points at {best} "
             f"and {100 * gains[worst]:+.1f} at {worst}; the refined labels are best at {peak['point']} "
-            f"({_share(peak['labels']['accuracy_refined'])} right)"
+            f"({share_text(peak['labels']['accuracy_refined'])} right)"
         )
         worse = [p for p, g in gains.items() if g < 0]
         if worse:
@@ -368,12 +379,17 @@ def findings(result: dict) -> list[str]:
         harmful = [p for p, g in gain.items() if g["ci_high"] < 0]
         best = max(closed, key=lambda p: closed[p]["mean"])
         text = (
-            f"{model}: the refined labels close {pct_text(closed[best])} of the noisy → clean SDR gap at {best}; "
-            f"their gain over noisy labels is established (95 % interval above 0) at "
+            f"{model}: the refined labels' gain over noisy labels has its nominal 95 % interval above 0 at "
             f"{', '.join(established) if established else 'no point'}"
         )
         if harmful:
             text += f" and below 0 at {', '.join(harmful)}"
+        text += (
+            f"; the largest share of the noisy → clean gap closed, {pct_text(closed[best])} at {best}, is the best of "
+            f"{len(closed)} points and so overstates that point (the intervals' coverage is not checked)"
+            if len(closed) > 1
+            else f"; it closes {pct_text(closed[best])} of the noisy → clean gap"
+        )
         out.append(text + ".")
     refused = [e for e in pts if "refused" in e]
     if refused:
@@ -406,12 +422,12 @@ def markdown(result: dict) -> str:
     for e in result["points"]:
         lab = e["labels"]
         right = (
-            f"{_share(lab.get('accuracy_trained_on'))} → {_share(lab.get('accuracy_refined'))}"
+            f"{share_text(lab.get('accuracy_trained_on'))} → {share_text(lab.get('accuracy_refined'))}"
             if "accuracy_refined" in lab
             else ""
         )
         pr = f"{lab['precision']:.3f} / {lab['recall']:.3f}" if "precision" in lab else ""
-        cells = [e["point"], right, pr, _share(lab["changed_share"]), _share(lab["classifier_exact_match"])]
+        cells = [e["point"], right, pr, share_text(lab["changed_share"]), share_text(lab["classifier_exact_match"])]
         for m in models:
             if "refused" in e:
                 cells += ["could not train", "—"]
@@ -422,30 +438,28 @@ def markdown(result: dict) -> str:
 
 
 def section(result: dict) -> str:
-    """The README's section of one study, generated from its JSON."""
+    """The study's section of docs/studies.md, generated from its JSON."""
     study, batch = result["study"], result["batch"]
     seeds = {len(e["models"][m]["seeds"]) for e in result["points"] if e["models"] for m in result["models"]}
+    figure = Path(os.path.relpath(paths.study_plot(study), paths.STUDIES_DOC.parent)).as_posix()
     parts = [
-        f"![{study}](plots/studies/{study}.png)",
+        f"![{study}]({figure})",
         "",
-        *result["findings"],
+        *(f"- {line}" for line in result["findings"]),
         "",
         markdown(result),
         f"Separators: {', '.join(result['models'])}, {'/'.join(map(str, sorted(seeds)))} training runs per label table"
-        f" and point; 95 % intervals from the paired hierarchical bootstrap ({result['replicates']} replicates)."
-        f" `metrics/studies/{study}.json`; rerun with `selfrefine study {study}`.",
+        f" and point; nominal 95 % intervals from the paired hierarchical bootstrap ({result['replicates']} replicates)."
+        f" `{paths.study_json(study).as_posix()}`; rerun with `selfrefine study {study}`.",
     ]
     if batch:
         extra = (
-            f" (and {batch['label_runs']} label-only run(s) of the points no separator could train on, restored "
-            "from DVC's run cache)"
+            f" Besides them, {batch['label_runs']} label-only run(s) of the points no separator could train on,"
+            " restored from DVC's run cache."
             if batch.get("label_runs")
             else ""
         )
-        parts.append(
-            f"Wall time: {batch['experiments']} experiments{extra} queued at {batch['queued']}, the last "
-            f"finished at {batch['last_finished']}: {batch['minutes']} min (one queue worker)."
-        )
+        parts.append(f"Wall time: {batch_text(batch)}{extra}")
     return "\n".join(parts) + "\n"
 
 

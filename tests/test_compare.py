@@ -171,6 +171,7 @@ def test_an_ablation_batch_adds_its_rows_and_keeps_the_earlier_batch(tmp_path: P
         },
     )
     monkeypatch.setattr(compare, "song_scores", lambda rev, model: song_rows)
+    monkeypatch.setattr(compare, "tracked_roots", lambda roots: None)
     monkeypatch.setattr(compare, "_label_quality", lambda rev, table: quality if rev else None)
     table = compare.run_comparison(
         load_params(ROOT / "params.yaml"), [ablation], 3, stamp="20260102-000000", params_path=ROOT / "params.yaml"
@@ -247,3 +248,53 @@ def test_condition_aliases_are_validated_with_params() -> None:
         raw["compare"]["aliases"] = bad
         with pytest.raises(ParamsError, match="compare.aliases"):
             parse_params(raw)
+
+
+def test_a_data_root_queued_experiments_cannot_see_stops_before_anything_is_queued(tmp_path: Path, monkeypatch) -> None:
+    import subprocess
+
+    from selfrefine.experiments.queue import tracked_roots
+
+    monkeypatch.chdir(tmp_path)
+    subprocess.run(["git", "init", "-q"], check=True)
+    Path("dvc.yaml").write_text("stages:\n  generate:\n    cmd: x\n    outs:\n      - data/generated\n")
+    for folder in ("data/generated/test", "data/musdb18hq/train", "data/committed"):
+        Path(folder).mkdir(parents=True)
+    Path("data/committed/stems.csv").write_text("path,label\n")
+    subprocess.run(["git", "add", "data/committed"], check=True)
+    outside = tmp_path.parent / "library-outside"
+    tracked_roots(["data/generated", "data/generated/test", "data/committed", str(outside)])
+    with pytest.raises(UserError, match=r"^data/musdb18hq: tracked by neither git nor DVC.*`dvc add data/musdb18hq"):
+        tracked_roots(["data/generated", "data/musdb18hq"])
+    with pytest.raises(UserError, match="data/musdb18hq/train: tracked by neither"):
+        tracked_roots([str(tmp_path / "data/musdb18hq/train")])
+    Path("data/musdb18hq.dvc").write_text("outs:\n- path: musdb18hq\n")
+    tracked_roots(["data/musdb18hq", "data/musdb18hq/train"])
+
+
+def test_the_shards_of_a_batch_split_it_without_overlap(tmp_path: Path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from selfrefine.cli import app
+    from selfrefine.experiments import compare
+
+    monkeypatch.chdir(tmp_path)
+    ran = []
+    monkeypatch.setattr(compare, "run_batch", lambda names, args, *rest: ran.append((dict(names), dict(args))) or {})
+    monkeypatch.setattr(compare, "tracked_roots", lambda roots: None)
+    params = load_params(ROOT / "params.yaml")
+    labels = ["noisy", "refined_2", "clean"]
+    shards = [compare.run_comparison(params, labels, 3, "20260101-000000", shard=(i, 2)) for i in range(2)]
+    names = [set(s["experiments"]) for s in shards]
+    assert not names[0] & names[1] and len(names[0] | names[1]) == 9 and abs(len(names[0]) - len(names[1])) <= 1
+    assert {n for batch, _ in ran for n in batch.values()} == names[0] | names[1]
+    assert all(a[-1] == "summarize" for _, args in ran for a in args.values())
+    assert not Path("metrics").exists(), "a shard keeps nothing"
+    for shard, stamp, message in [
+        ("2/2", "20260101-000000", "expected I/N with 0 <= I < N"),
+        ("a/2", "20260101-000000", "expected I/N"),
+        ("0/2", None, "give every machine the same --stamp"),
+    ]:
+        args = ["compare", "--shard", shard, "--params", str(ROOT / "params.yaml")] + (["--stamp", stamp] * bool(stamp))
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 1 and message in result.output, result.output

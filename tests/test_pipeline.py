@@ -87,6 +87,7 @@ def _set_params(repo: Path, **changes: dict) -> None:
 
 ALL_STAGES = {
     "validate",
+    "summarize",
     "generate",
     "corrupt",
     "index",
@@ -181,6 +182,11 @@ def test_editing_a_face_reruns_nothing(repo: Path) -> None:
     assert _stale(repo) == set()
 
 
+def test_a_setting_that_cannot_change_a_result_reruns_nothing_but_validation(repo: Path) -> None:
+    _set_params(repo, launch={"num_workers": 2})
+    assert _stale(repo) == {"validate"}
+
+
 def test_any_params_change_revalidates_the_file(repo: Path) -> None:
     _set_params(repo, separate={"models": ["demucs"]})
     assert _stale(repo) == {"validate"}
@@ -205,7 +211,7 @@ def test_editing_synth_marks_generate_and_so_everything_after_it(repo: Path) -> 
 
 def test_a_third_round_runs_with_no_code_change(repo: Path) -> None:
     proc = _run(repo, "dvc", "exp", "run", "-S", "+refine.rounds.3=refined_2")
-    assert _ran(proc) == {"validate", "classify@3", "refine@3"}
+    assert _ran(proc) == {"validate", "classify@3", "refine@3", "summarize"}
     metrics = _metrics(repo)
     assert metrics["metrics/classifier/3.json"]["trained_on"] == "refined_2"
     assert (
@@ -291,7 +297,7 @@ def test_the_same_seed_gives_the_same_run_and_another_seed_other_weights(repo: P
 def test_threshold_experiment_reruns_only_the_refinement(repo: Path) -> None:
     before = _metrics(repo)
     proc = _run(repo, "dvc", "exp", "run", "-S", "refine.threshold=adaptive")
-    assert _ran(proc) == {"validate", "refine@1", "classify@2", "refine@2", "refine@clean"}
+    assert _ran(proc) == {"validate", "refine@1", "classify@2", "refine@2", "refine@clean", "summarize"}
     after = _metrics(repo)
     assert after["metrics/refine/1.json"]["thresholds"] != before["metrics/refine/1.json"]["thresholds"]
     assert after["metrics/classifier/1.json"] == before["metrics/classifier/1.json"]
@@ -299,8 +305,9 @@ def test_threshold_experiment_reruns_only_the_refinement(repo: Path) -> None:
         "the smoke profile trains separators on the noisy labels, which no threshold changes"
     )
     changed = json.loads(_run(repo, "dvc", "metrics", "diff", "--json").stdout)
-    assert any(path.startswith("metrics/refine") for path in changed)
-    assert not any(path.startswith(("metrics/separation", "metrics/classifier/1")) for path in changed)
+    assert set(changed) == {"metrics.json"}, "one DVC metric: the key numbers"
+    assert any(key.startswith("labels.") for key in changed["metrics.json"])
+    assert not any(key.startswith(("sdr.", "bss.", "exact.1")) for key in changed["metrics.json"])
 
 
 def test_noise_rate_change_reruns_from_corrupt_but_not_the_index(repo: Path) -> None:
@@ -380,7 +387,7 @@ def test_a_new_separator_is_one_module_and_one_params_block(repo: Path) -> None:
             }
         },
     )
-    assert _ran(_run(repo, "dvc", "repro")) == {"validate", "train@tiny", "evaluate@tiny"}
+    assert _ran(_run(repo, "dvc", "repro")) == {"validate", "train@tiny", "evaluate@tiny", "summarize"}
     package = torch.load(repo / "models/tiny/model.pt", weights_only=False)
     assert package["model"] == "tiny" and package["class"] == "TinyMask" and package["kwargs"]["kernel_size"] == 9
     scores = json.loads((repo / "metrics/separation/tiny.json").read_text())
@@ -562,3 +569,81 @@ def test_a_study_runs_its_grid_as_experiments_resumes_and_tabulates(repo: Path) 
     (repo / "metrics" / "studies" / "iterations.json").unlink()
     _run(repo, "selfrefine", "study", "iterations", "--tabulate")
     assert (repo / "metrics" / "studies" / "iterations.json").read_text() == before
+
+
+def _remotes(repo: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A bare git repository (``origin``, for commits and experiments) and a DVC remote (``storage``, the default,
+    for data, models and reports), both holding ``repo``'s committed run."""
+    origin, storage = tmp_path / "origin.git", tmp_path / "storage"
+    _run(tmp_path, "git", "init", "-q", "--bare", str(origin))
+    _run(repo, "git", "remote", "add", "origin", str(origin))
+    _run(repo, "dvc", "remote", "add", "--default", "storage", str(storage))
+    _run(repo, "git", "commit", "-qam", "remotes")
+    _run(repo, "git", "push", "-q", "origin", "HEAD:main")
+    _run(repo, "dvc", "push")
+    return origin, storage
+
+
+def _clone(origin: Path, path: Path) -> Path:
+    _run(path.parent, "git", "clone", "-q", "--branch", "main", str(origin), str(path))
+    _run(path, "git", "config", "user.name", "selfrefine tests")
+    _run(path, "git", "config", "user.email", "tests@selfrefine.invalid")
+    return path
+
+
+def test_a_clone_pulls_data_models_and_reports_from_a_dvc_remote_and_runs_no_stage(repo: Path, tmp_path: Path) -> None:
+    origin, _ = _remotes(repo, tmp_path)
+    clone = _clone(origin, tmp_path / "clone")
+    assert not (clone / "models").exists() and (clone / "metrics.json").is_file(), "git holds the key numbers only"
+    _run(clone, "dvc", "pull")
+    assert _stale(clone) == set()
+    assert _ran(_run(clone, "dvc", "repro")) == set()
+    for path in ("metrics/separation/xumx.json", "data/labels/refined_2.csv", "plots/separation/demucs/songs.csv"):
+        assert (clone / path).read_bytes() == (repo / path).read_bytes(), path
+
+
+def test_two_shards_in_two_clones_merge_into_the_table_of_one_run(repo: Path, tmp_path: Path) -> None:
+    _set_params(repo, separate={"pool": "named", "models": ["xumx"]})
+    _run(repo, "git", "commit", "-qam", "named pools")  # queued experiments see committed files only
+    origin, _ = _remotes(repo, tmp_path)
+    machines = [_clone(origin, tmp_path / f"machine{i}") for i in range(2)]
+    stamp = "20260101-000000"
+    for i, machine in enumerate(machines):
+        _run(machine, "dvc", "pull")
+        proc = _run(machine, "selfrefine", "compare", "--labels", "noisy,clean", "--seeds", "1", "--shard", f"{i}/2",
+                    "--stamp", stamp)  # fmt: skip
+        assert proc.stderr.count(": queued compare-") == 1, "each machine runs its half"
+        assert not (machine / "metrics/compare/xumx.csv").exists(), "a shard keeps nothing"
+    pushed = _run(machines[1], "dvc", "exp", "list", "--name-only").stdout.split()
+    _run(machines[1], "dvc", "exp", "push", "origin", *pushed)
+    _run(machines[0], "dvc", "exp", "pull", "origin", *pushed)
+    merged = _run(machines[0], "selfrefine", "compare", "--labels", "noisy,clean", "--seeds", "1", "--stamp", stamp)
+    assert ": queued compare-" not in merged.stderr, "every experiment is found, none is queued again"
+    _run(repo, "selfrefine", "compare", "--labels", "noisy,clean", "--seeds", "1")  # the same batch, one machine
+    one, two = (json.loads((m / "metrics/compare.json").read_text())["models"] for m in (repo, machines[0]))
+    assert two == one
+    assert (machines[0] / "metrics/compare/xumx.csv").read_text() == (repo / "metrics/compare/xumx.csv").read_text()
+
+
+def test_dvc_exp_show_and_metrics_diff_lead_with_the_key_numbers(repo: Path) -> None:
+    keys = {"labels.1", "labels.2", "exact.1", "exact.2", "sdr.demucs", "sdr.xumx", "bss.demucs", "bss.xumx"}
+    _run(repo, "dvc", "exp", "run", "--queue", "-S", "refine.threshold=0.3,0.7")
+    _run(repo, "dvc", "queue", "start")
+    deadline = time.monotonic() + 900
+    while re.search(r"\b(Queued|Running)\b", _run(repo, "dvc", "queue", "status").stdout):
+        assert time.monotonic() < deadline, "the queued grid did not finish"
+        time.sleep(3)
+    shown = json.loads(_run(repo, "dvc", "exp", "show", "--json").stdout)
+    experiments = [e for node in shown for e in node.get("experiments") or [] if e.get("revs")]
+    assert len(experiments) == 2
+    for experiment in experiments:
+        data = experiment["revs"][0]["data"]
+        assert data["params"]["params.yaml"]["data"]["refine"]["threshold"] in (0.3, 0.7)
+        numbers = data["metrics"]["metrics.json"]["data"]
+        assert keys <= {f"{k}.{n}" for k, values in numbers.items() for n in values}, numbers
+        assert set(data["metrics"]) == {"metrics.json"}, "the one DVC metric: no timings, no curves"
+    lines = _run(repo, "dvc", "metrics", "show").stdout.splitlines()
+    assert lines and max(map(len, lines)) <= 200
+    _run(repo, "dvc", "exp", "run", "-S", "separate.labels=clean")
+    diff = _run(repo, "dvc", "metrics", "diff").stdout.splitlines()
+    assert 2 < len(diff) <= 40 and any("sdr.xumx" in line for line in diff), diff

@@ -66,7 +66,7 @@ def test_shared_references_are_trained_once_and_the_noise_points_train_their_own
         "separate.seed=1",
         "-S",
         "separate.models=[demucs]",
-        "evaluate",
+        "summarize",
     ]
 
 
@@ -195,7 +195,7 @@ def _fake_queue(monkeypatch, state: dict, finished: set, on_start=None, logs: di
         if args[:2] == ("queue", "start") and on_start:
             on_start()
         if args[:2] == ("queue", "logs"):
-            return (logs or {})[args[2]]
+            return (logs or {}).get(args[2], "")
         return ""
 
     monkeypatch.setattr(experiments, "dvc", dvc)
@@ -219,10 +219,43 @@ def test_a_batch_queues_only_what_has_not_finished_and_names_the_resume_on_failu
     found = experiments.run_batch(names, {"a": ["A"], "b": ["B"]}, required, 1, "resume")
     assert {k: v["rev"] for k, v in found.items()} == {"a": "r-study-a-1", "b": "r-study-b-1"}
     assert [c for c in calls if c[:2] == ("exp", "run")] == [("exp", "run", "--queue", "B", "--name", "study-b-1")]
-    with pytest.raises(experiments.DvcError, match="study-c-1 failed.*RESUME HINT"):
+    with pytest.raises(experiments.DvcError, match=r"(?s)1 of 2 experiments failed:\n  study-c-1: .*RESUME HINT"):
         experiments.run_batch(
             {"a": "study-a-1", "c": "study-c-1"}, {"a": ["A"], "c": ["C"]}, required, 1, "RESUME HINT"
         )
+
+
+def test_a_batch_reports_every_failed_experiment_with_its_reason_once_the_rest_have_run(monkeypatch) -> None:
+    state = {"e-1": "Queued", "e-2": "Running", "e-3": "Queued", "e-4": "Queued"}
+    logs = {
+        "e-1": "Running stage 'index':\nerror: data/x: folder missing; point data.root at it\nERROR: failed to reproduce",
+        "e-3": "Traceback (most recent call last):\n  File 'x'\nRuntimeError: out of memory\nERROR: failed",
+    }
+    finished: set = set()
+    polls = []
+
+    def status_moves():  # each poll, what was running finishes, what was queued runs (e-1 and e-3 fail at once)
+        polls.append(dict(state))
+        for exp, word in list(state.items()):
+            if word == "Running":
+                state[exp] = "Success"
+                finished.add(exp)
+            elif word == "Queued":
+                state[exp] = "Failed" if exp in ("e-1", "e-3") else "Running"
+
+    _fake_queue(monkeypatch, state, finished, logs=logs)
+    monkeypatch.setattr(experiments.time, "sleep", lambda s: status_moves())
+    names = {k: f"e-{k}" for k in range(1, 5)}
+    with pytest.raises(experiments.DvcError) as err:
+        experiments.run_batch(names, {k: [] for k in names}, REQUIRED, 1, "RESUME")
+    assert str(err.value).splitlines() == [
+        "2 of 4 experiments failed:",
+        "  e-1: error: data/x: folder missing; point data.root at it (`dvc queue logs e-1`)",
+        "  e-3: RuntimeError: out of memory (`dvc queue logs e-3`)",
+        "Fix the cause, then: RESUME",
+    ]
+    assert finished == {"e-2", "e-4"}, "the batch waits for the experiments still queued or running"
+    assert polls[1]["e-1"] == "Failed" and polls[1]["e-4"] == "Running", "it did not stop at the first failure"
 
 
 def test_a_refused_point_is_a_result_and_a_refused_reference_an_error(tmp_path: Path, monkeypatch, params) -> None:
@@ -268,9 +301,9 @@ def test_a_batch_keeps_a_stage_refusal_as_a_result_but_raises_on_a_crash(monkeyp
     )
     assert list(found) == ["a"] and refused == {"r": "the pool of 'bass' is empty"}
     assert not [c for c in calls if c[:2] == ("exp", "run")], "a refused experiment is not queued again"
-    with pytest.raises(experiments.DvcError, match="study-x-1 failed"):
+    with pytest.raises(experiments.DvcError, match="study-x-1: RuntimeError: boom"):
         experiments.run_batch({"x": "study-x-1"}, {"x": ["X"]}, required, 1, "resume", refusals={})
-    with pytest.raises(experiments.DvcError, match="study-r-1 failed"):
+    with pytest.raises(experiments.DvcError, match="study-r-1: error: the pool of 'bass' is empty"):
         experiments.run_batch({"r": "study-r-1"}, {"r": ["R"]}, required, 1, "resume")
     assert experiments.run_batch({}, {}, required, 1, "resume") == {}
 

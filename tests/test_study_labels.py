@@ -47,7 +47,7 @@ def _fake_commit(monkeypatch, refine: dict, rev: str = "rev-x") -> None:
         assert at == rev
         return dict(tables[table])
 
-    monkeypatch.setattr(studies, "show", show)
+    monkeypatch.setattr(studies, "output", show)
     monkeypatch.setattr(studies, "_labels_at", labels_at)
 
 
@@ -100,6 +100,7 @@ def _fake_study(monkeypatch, refused: dict) -> list[dict]:
         return {"changed_share": 0.5, "rev": rev, "round": round_key, "trained_on": trained_on}
 
     monkeypatch.setattr(studies, "run_batch", run_batch)
+    monkeypatch.setattr(studies, "tracked_roots", lambda roots: None)
     monkeypatch.setattr(studies, "song_scores", song_scores)
     monkeypatch.setattr(studies, "label_metrics", label_metrics)
     monkeypatch.setattr(studies, "tabulate", lambda params, study: {"tabulated": study})
@@ -118,7 +119,7 @@ def test_a_refused_point_gets_one_label_only_run_and_no_scores(tmp_path: Path, m
     assert batches[1] == {
         "names": {"4": name},
         "args": {"4": ["-S", "+refine.rounds.3=refined_2", "-S", "+refine.rounds.4=refined_3", "refine@4"]},
-        "required": [paths.metrics("refine", "4").as_posix()],
+        "required": [paths.SUMMARY.as_posix()],
     }
     labels = json.loads(Path("metrics/studies/iterations/labels.json").read_text())
     rounds = [str(r) for r in range(1, params.study.rounds + 1)]

@@ -20,8 +20,8 @@ from selfrefine.paths import AUDIT_REPORT, PARAMS, PROFILES, SEPARATED, separato
 
 HELP = (
     "Self-refining pseudo labels for music source separation. The pipeline's stages by hand (validate, generate, "
-    "index, corrupt, classify, refine, train, evaluate: the bodies `dvc repro` runs), and check, profile, compare, "
-    "study, audit and separate."
+    "index, corrupt, classify, refine, train, evaluate, summarize: the bodies `dvc repro` runs), and check, profile, "
+    "compare, study, audit and separate."
 )
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP)
 log = logging.getLogger("selfrefine")
@@ -140,6 +140,12 @@ def evaluate(
 
 
 @app.command()
+def summarize(params: ParamsOpt = PARAMS) -> None:
+    """Collect the method's key numbers from the stages' reports into metrics.json (what dvc exp show shows)."""
+    _stage("summarize", params)
+
+
+@app.command()
 def check(params: ParamsOpt = PARAMS) -> None:
     """Validate params.yaml, then build-check every model block and loss (the stages check theirs when they run)."""
     _face(check_params, params)
@@ -180,6 +186,14 @@ def compare(
     jobs: Annotated[
         int | None, typer.Option(help="experiments run at once by DVC queue workers (default: compare.jobs)")
     ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            metavar="I/N",
+            help="run only the I-th of N shares of the batch on this machine (0-based; needs --stamp); then push "
+            "the experiments (dvc exp push), pull them on one machine and run compare there with the same --stamp",
+        ),
+    ] = None,
     tabulate: Annotated[
         bool,
         typer.Option(
@@ -204,9 +218,21 @@ def compare(
             raise UserError(f"--seeds {seeds}: expected at least 1")
         if jobs is not None and jobs < 1:
             raise UserError(f"--jobs {jobs}: expected at least 1")
-        comparison.run_comparison(p, tables, seeds or p.compare.seeds, stamp, jobs=jobs)
+        comparison.run_comparison(p, tables, seeds or p.compare.seeds, stamp, jobs=jobs, shard=_shard(shard, stamp))
 
     _face(body)
+
+
+def _shard(text: str | None, stamp: str | None) -> tuple[int, int] | None:
+    """``--shard I/N`` as ``(I, N)``; a malformed share, or one without ``--stamp``, is a one-line error."""
+    if text is None:
+        return None
+    i, sep, n = text.partition("/")
+    if not (sep and i.isdigit() and n.isdigit() and 0 <= int(i) < int(n)):
+        raise UserError(f"--shard {text}: expected I/N with 0 <= I < N, e.g. 0/2 and 1/2 on two machines")
+    if stamp is None:
+        raise UserError("--shard: give every machine the same --stamp (e.g. --stamp $(date +%Y%m%d-%H%M%S))")
+    return int(i), int(n)
 
 
 @app.command()

@@ -112,7 +112,8 @@ class NoiseParams:
 @dataclass(frozen=True)
 class TrainParams:
     """The keys every training block has: the loop's steps, batch size and learning rate, the random gain of the
-    stems, the share of songs held out for validation, the data-loader processes and the precision.
+    stems, the share of songs held out for validation and the precision (what the run computes; how it runs,
+    such as its data-loader processes, is ``launch``).
 
     A block gives its own defaults for the first four as class keywords, e.g.
     ``class MixTrainParams(TrainParams, steps=500, batch_size=32, lr=2e-3, gain_db=6.0)``.
@@ -123,9 +124,6 @@ class TrainParams:
     lr: float = field(metadata=_positive())
     gain_db: float = field(metadata=_non_negative())
     val_fraction: float = field(default=0.1, metadata=_check(lambda v: 0 < v < 1, "in (0, 1)"))
-    num_workers: int = field(default=0, metadata=_non_negative())
-    """Data-loader processes that render the training batches (0: the training process); batches do not depend
-    on it."""
     precision: str = field(default="fp32", metadata=_one_of("fp32", "bf16"))
     """``bf16``: forward pass and loss under bfloat16 autocast (for GPUs; fp32 is the CPU default)."""
 
@@ -308,6 +306,9 @@ class LaunchParams:
     nproc: int = field(default=1, metadata=_positive())
     """Training processes on this machine: 1 is plain python; N > 1 is torchrun with N ranks (DDP; one per GPU,
     gloo on CPUs). The batch sizes in params are global: each rank trains on its share."""
+    num_workers: int = field(default=0, metadata=_non_negative())
+    """Data-loader processes per training process that render the batches (0: the training process itself). The
+    batches do not depend on it, so no stage declares it: changing it reruns nothing."""
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,16 @@ TRUTH = NOISY / "truth.csv"
 CHECKPOINTS = Path("checkpoints")
 """Resumable training state; not a DVC output (DVC would delete it before the rerun that resumes it)."""
 PARAMS = Path("params.yaml")
+DVC_YAML = Path("dvc.yaml")
+"""The pipeline: its stages, their deps and outs, and the plots DVC draws."""
 """Every parameter of the pipeline and its faces (validated on load)."""
 PROFILES = Path("profiles")
 """Named params overrides (``selfrefine profile NAME`` applies ``profiles/NAME.yaml``)."""
+
+RESOLVED_PARAMS = Path("metrics/params.json")
+"""params.yaml as the stages read it, every default filled in (``validate``)."""
+SUMMARY = Path("metrics.json")
+"""The method's key numbers in one flat file (``summarize``): the pipeline's one DVC metric."""
 
 README = Path("README.md")
 """Holds the generated results headline (``selfrefine compare --tabulate``)."""
@@ -39,6 +46,8 @@ COMPARE = Path("metrics/compare")
 COMPARE_JSON = Path("metrics/compare.json")
 COMPARE_MD = Path("metrics/compare.md")
 COMPARE_PLOT = Path("plots/compare.png")
+COMPARE_CSV = Path("plots/compare.csv")
+"""Per separator and condition, the mean global SDR and its interval: the DVC plot of the comparison."""
 STUDIES = Path("metrics/studies")
 """A study's kept scores and label metrics (``<study>/``) and its results (``<study>.json``)."""
 AUDIT_REPORT = Path("reports/audit")

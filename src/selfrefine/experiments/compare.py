@@ -38,7 +38,7 @@ from selfrefine import CLASSES, paths
 from selfrefine.config import Params, ParamsError, merge_into, parse_params
 from selfrefine.errors import UserError
 from selfrefine.evaluation.intervals import bootstrap_means, compare_conditions, interval
-from selfrefine.experiments.queue import batch_times, run_batch, show, slug, song_scores, stamp_time
+from selfrefine.experiments.queue import batch_times, output, run_batch, slug, song_scores, stamp_time, tracked_roots
 from selfrefine.experiments.report import (
     SCORE_COLUMNS,
     batch_text,
@@ -57,9 +57,9 @@ FOLDER = paths.COMPARE
 """Per model, every experiment's per-song, per-source scores (``<model>.csv``), and the batch's times."""
 
 
-#: What each experiment reproduces: the separators' evaluation and only what it depends on (the chosen label
-#: table's own refinement rounds, not the other tables' classifiers).
-_TARGETS = ("evaluate",)
+#: What each experiment reproduces: the key numbers (``metrics.json``), which restores every stage it shares with
+#: earlier runs from DVC's run cache, so only what the condition changes reruns.
+_TARGETS = ("summarize",)
 
 #: Params that ``compare`` itself sets per experiment; a condition may not override them.
 _OWN_KEYS = ("separate.labels", "separate.seed")
@@ -134,7 +134,7 @@ def _label_quality(rev: str | None, table: str) -> dict | None:
     path = paths.metrics("refine", table.removeprefix("refined_"))
     if rev is None and not path.is_file():
         return None
-    r = json.loads(show(rev, path) if rev else path.read_text())
+    r = json.loads(output(rev, path) if rev else path.read_text())
     if "label_accuracy_refined" not in r:
         return None
     return {
@@ -153,8 +153,14 @@ def run_comparison(
     poll_seconds: float = 15.0,
     params_path: Path = paths.PARAMS,
     jobs: int | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> dict:
     """Queue, run and keep one experiment per condition and seed, then :func:`tabulate` (see module docstring).
+
+    With ``shard`` ``(i, n)`` this machine runs only its share of the batch (every n-th experiment from the i-th,
+    in a fixed order) and keeps nothing: each machine pushes its experiments (``dvc exp push``), one machine pulls
+    them all (``dvc exp pull``) and runs the same comparison with the same ``stamp`` and no shard, which finds every
+    experiment finished, queues none, and keeps and tabulates them.
 
     Args:
         params: the committed params (models, label tables, bootstrap settings).
@@ -166,6 +172,10 @@ def run_comparison(
         poll_seconds: how often the queue is checked.
         params_path: the params file the overrides are validated against.
         jobs: queue workers running experiments at once (default: ``compare.jobs``).
+        shard: ``(i, n)``: run the i-th of n shares of the batch (0-based); needs ``stamp``.
+
+    Returns:
+        The comparison's table (:func:`tabulate`), or with ``shard`` the names of the shard's experiments.
     """
     models = params.separate.models
     jobs = jobs or params.compare.jobs
@@ -179,18 +189,26 @@ def run_comparison(
                 "--labels: needs noisy (every other condition is set against it), unless metrics/compare/ "
                 f"already holds noisy runs with seeds 0..{seeds - 1}"
             )
+    tracked_roots([params.data.root, params.data.test_root])
     stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
     queued = stamp_time(stamp)
     by_name = {c.name: c for c in conditions}
     names = {(c.name, k): experiment_name(c, k, stamp) for c in conditions for k in range(seeds)}
-    found = run_batch(
-        names,
-        {(name, k): [*by_name[name].set_args(k), *_TARGETS] for name, k in names},
-        [paths.metrics("separation", m).as_posix() for m in models],
-        jobs,
-        f"`selfrefine compare --stamp {stamp}` with --labels less that condition collects them",
-        poll_seconds,
+    i, n = shard or (0, 1)
+    mine = {key: exp for j, (key, exp) in enumerate(sorted(names.items())) if j % n == i}
+    resume = f"`selfrefine compare --stamp {stamp}` with the same --labels and --seeds" + (
+        f" and --shard {i}/{n}" if shard else " (less a failed condition) collects the rest"
     )
+    args = {(name, k): [*by_name[name].set_args(k), *_TARGETS] for name, k in mine}
+    found = run_batch(mine, args, [paths.SUMMARY.as_posix()], jobs, resume, poll_seconds)
+    if shard is not None:
+        log.info(
+            "compare: shard %d/%d ran %d of %d experiments; push them with `dvc exp push <git remote> %s`, then on "
+            "one machine `dvc exp pull <git remote> <names>` of every shard and `selfrefine compare --stamp %s` with "
+            "the same --labels and --seeds",
+            i, n, len(mine), len(names), " ".join(mine.values()), stamp,
+        )  # fmt: skip
+        return {"shard": [i, n], "experiments": list(mine.values())}
     for model in models:
         rows = [r for r in kept[model] if r["labels"] not in by_name] + [
             {"labels": name, "seed": seed, **{k: r[k] for k in SCORE_COLUMNS[2:]}}
@@ -302,6 +320,7 @@ def tabulate(params: Params, folder: Path = FOLDER) -> dict:
     update_section(paths.RESULTS_DOC, "results", results_section(table, list(params.refine.rounds)))
     update_section(paths.README, "headline", headline(table, params.refine.rounds))
     compare_plot(paths.COMPARE_PLOT, table)
+    write_csv(paths.COMPARE_CSV, interval_rows(table), ["model", "condition", "mean", "ci_low", "ci_high", "runs"])
     log.info(
         "compare: wrote %s, %s, %s, %s's results and %s's headline",
         paths.COMPARE_JSON, paths.COMPARE_MD, paths.COMPARE_PLOT, paths.RESULTS_DOC, paths.README,
@@ -523,6 +542,20 @@ def headline(table: dict, rounds: dict[str, str]) -> str:
             _label_line(rounds),
         ]
     )
+
+
+def interval_rows(table: dict) -> list[dict]:
+    """One row per separator and condition (its alias when it has one): mean global SDR and its interval, dB."""
+    return [
+        {
+            "model": model,
+            "condition": display(t, _names(table)),
+            **{k: round(entry[t][k], 4) for k in ("mean", "ci_low", "ci_high")},
+            "runs": len(entry["runs"][t]),
+        }
+        for model, entry in table["models"].items()
+        for t in entry["per_source"]
+    ]
 
 
 def compare_plot(path: Path, table: dict) -> None:

@@ -129,17 +129,19 @@ def finished(names: Mapping[Hashable, str], required: list[str], status: Mapping
     return found
 
 
-def show(rev: str, path: Path) -> str:
-    """A file of an experiment's commit."""
-    proc = subprocess.run(["git", "show", f"{rev}:{path.as_posix()}"], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise DvcError(f"experiment {rev[:7]} has no {path}: {proc.stderr.strip().splitlines()[-1]}")
-    return proc.stdout
+def output(rev: str, path: Path) -> str:
+    """A DVC output of an experiment's commit (a stage's report or label table), read from DVC's cache."""
+    import dvc.api
+
+    try:
+        return dvc.api.read(path.as_posix(), rev=rev)
+    except Exception as err:  # dvc raises many kinds; each means the output is not in this checkout's cache
+        raise DvcError(f"experiment {rev[:7]}: cannot read {path} ({err}); run it again") from None
 
 
 def song_scores(rev: str, model: str) -> list[dict]:
-    """An experiment's per-song, per-source scores of separator ``model``, from its commit (``plots/separation/``)."""
-    return list(csv.DictReader(io.StringIO(show(rev, paths.separation_plots(model) / "songs.csv"))))
+    """An experiment's per-song, per-source scores of separator ``model`` (``plots/separation/``, a DVC output)."""
+    return list(csv.DictReader(io.StringIO(output(rev, paths.separation_plots(model) / "songs.csv"))))
 
 
 def run_batch(
@@ -188,10 +190,11 @@ def run_batch(
         status = queue_status(names)
         _refused(names, status, refusals)
         failed = [names[key] for key, word in status.items() if word == "Failed" and key not in (refusals or {})]
-        if failed:
+        if failed and not any(word in ("Queued", "Running") for word in status.values()):
             raise DvcError(
-                f"experiment {failed[0]} failed; see `dvc queue logs {failed[0]}`. The queue goes on with the rest:"
-                f" {resume}"
+                f"{len(failed)} of {len(names)} experiments failed:\n"
+                + "\n".join(f"  {name}: {failure(name)} (`dvc queue logs {name}`)" for name in failed)
+                + f"\nFix the cause, then: {resume}"
             )
         if any(word == "Queued" for word in status.values()) and "Running" not in status.values():
             dvc("queue", "start", "-j", str(jobs))  # the workers can exit with work left in the queue
@@ -204,6 +207,52 @@ def run_batch(
                 raise
             log.info("%s; asking again", err)
     return found
+
+
+def failure(name: str) -> str:
+    """Why experiment ``name`` failed, in one line from its log: a crash's exception, else a stage's one-line
+    ``error:``, else DVC's own ``ERROR:`` line."""
+    try:
+        text = dvc("queue", "logs", name)
+    except DvcError as err:
+        return str(err)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    ours = [line for line in lines if line.startswith("error:")]
+    crash = [line for line in lines if re.match(r"[\w.]+(Error|Exception|Interrupt): ", line)]
+    theirs = [line for line in lines if line.startswith("ERROR:")]
+    order = (crash, ours) if "Traceback (most recent call last)" in text else (ours, crash)
+    return next((group[-1] for group in (*order, theirs, lines) if group), "no log")
+
+
+def tracked_roots(roots: list[str]) -> None:
+    """Stop with one line, before anything is queued, when a data root inside the repository is tracked by neither
+    git nor DVC: queued experiments run in a copy of the repository that holds only tracked files.
+
+    A root outside the repository (an absolute path) is read where it is and needs no tracking; a root a stage
+    writes (the embedded default's ``data/generated``) is a DVC output.
+    """
+    import yaml
+
+    repository = Path.cwd().resolve()
+    stages = yaml.safe_load(paths.DVC_YAML.read_text())["stages"] if paths.DVC_YAML.is_file() else {}
+    produced = [Path(o) for stage in stages.values() for o in stage.get("outs", []) if isinstance(o, str)]
+    for root in dict.fromkeys(roots):
+        path = Path(root)
+        if path.is_absolute() and not path.resolve().is_relative_to(repository):
+            continue
+        relative = path.resolve().relative_to(repository) if path.is_absolute() else path
+        if any(relative == p or p in relative.parents for p in produced):
+            continue
+        if any((parent.parent / f"{parent.name}.dvc").is_file() for parent in [relative, *relative.parents]):
+            continue
+        listed = subprocess.run(["git", "ls-files", "--", relative.as_posix()], capture_output=True, text=True)
+        if listed.stdout.strip():
+            continue
+        raise UserError(
+            f"{root}: tracked by neither git nor DVC, and queued experiments see only tracked files; track it first "
+            f"(`dvc add {relative} && git add {relative}.dvc && git commit -m 'track the data'`), or set the data "
+            "roots to absolute paths outside the repository"
+        )
 
 
 def refusal(name: str) -> str | None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import logging
 import os
@@ -36,7 +37,7 @@ from selfrefine import paths
 from selfrefine.config import STUDIES, NoiseKinds, Params
 from selfrefine.errors import UserError
 from selfrefine.evaluation.intervals import compare_conditions
-from selfrefine.experiments.queue import batch_times, run_batch, show, slug, song_scores, stamp_time
+from selfrefine.experiments.queue import batch_times, output, run_batch, slug, song_scores, stamp_time, tracked_roots
 from selfrefine.experiments.report import (
     SCORE_COLUMNS,
     batch_text,
@@ -125,19 +126,13 @@ def set_args(overrides: tuple[tuple[str, str], ...], table: str, seed: int, mode
         ("separate.seed", str(seed)),
         ("separate.models", "[" + ",".join(models) + "]"),
     ]
-    return [*(arg for key, value in pairs for arg in ("-S", f"{key}={value}")), "evaluate"]
+    return [*(arg for key, value in pairs for arg in ("-S", f"{key}={value}")), "summarize"]
 
 
 def _labels_at(rev: str, table: str) -> dict[tuple[str, str], str]:
     """A label table of an experiment's commit (a DVC output: read from the cache), ``{(song, stem): labels}``."""
-    import dvc.api
-
-    path = paths.label_table(table).as_posix()
-    try:
-        with dvc.api.open(path, rev=rev) as f:
-            return {(r["song"], r["stem"]): r["labels"] for r in csv.DictReader(f)}
-    except Exception as err:  # dvc raises many kinds; each means the table is not in this checkout's cache
-        raise UserError(f"experiment {rev[:7]}: cannot read {path} ({err}); run the study again") from None
+    rows = csv.DictReader(io.StringIO(output(rev, paths.label_table(table))))
+    return {(r["song"], r["stem"]): r["labels"] for r in rows}
 
 
 def label_metrics(rev: str, round_key: str, trained_on: str) -> dict:
@@ -147,8 +142,8 @@ def label_metrics(rev: str, round_key: str, trained_on: str) -> dict:
     relabelled, ``trained_on``) needs no truth: it is what the noisy-only stopping rule sees. The accuracies,
     detection precision / recall and clean stems wrongly changed are there only when the truth is known.
     """
-    m = json.loads(show(rev, paths.metrics("refine", round_key)))
-    c = json.loads(show(rev, paths.metrics("classifier", round_key)))
+    m = json.loads(output(rev, paths.metrics("refine", round_key)))
+    c = json.loads(output(rev, paths.metrics("classifier", round_key)))
     before, after = _labels_at(rev, trained_on), _labels_at(rev, refined_table(round_key))
     out = {
         "changed_share": sum(after[k] != before.get(k) for k in after) / max(1, len(after)),
@@ -179,6 +174,7 @@ def run_study(params: Params, study: str, stamp: str | None = None, jobs: int | 
     grid = points(study, params)
     models = params.study.models
     conditions = runs(study, params)
+    tracked_roots([params.data.root, params.data.test_root])
     stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
     queued = stamp_time(stamp)
     names = {
@@ -193,7 +189,7 @@ def run_study(params: Params, study: str, stamp: str | None = None, jobs: int | 
     found = run_batch(
         names,
         {(pt, t, k): set_args(conditions[(pt, t)], t, k, models) for pt, t, k in names},
-        [paths.metrics("separation", m).as_posix() for m in models],
+        [paths.SUMMARY.as_posix()],
         jobs or params.study.jobs,
         resume,
         refusals=refused,
@@ -205,7 +201,7 @@ def run_study(params: Params, study: str, stamp: str | None = None, jobs: int | 
     label_runs = run_batch(
         label_names,
         {p.name: _label_args(p) for p in grid if p.name in failed},
-        [paths.metrics("refine", p.round).as_posix() for p in grid if p.name in failed],
+        [paths.SUMMARY.as_posix()],
         jobs or params.study.jobs,
         resume,
     )

@@ -53,7 +53,16 @@ def run(params: Params, round_key: str, table: str) -> dict[str, float] | None:
     digest = file_digest(paths.label_table(table)) + store.digest()
     checkpoint, curves = paths.CHECKPOINTS / f"{run_name}.pt", paths.curves(run_name)
     trained = mix_train(
-        stems, store, params.classifier, params.audio.sample_rate, params.seed, digest, folds, checkpoint, curves
+        stems,
+        store,
+        params.classifier,
+        params.audio.sample_rate,
+        params.seed,
+        digest,
+        folds,
+        checkpoint,
+        curves,
+        params.launch.num_workers,
     )
     if not distributed.is_main():
         return None  # rank 0 writes the outputs

@@ -33,7 +33,15 @@ def run(params: Params, name: str) -> dict[str, float] | None:
     seed = params.seed if params.separate.seed is None else params.separate.seed
     store = stem_store(params, [s.path for s in stems])
     task = SeparatorTraining(
-        name, kwargs, stems, store, params.separate.pool, block.train, seed, file_digest(table) + store.digest()
+        name,
+        kwargs,
+        stems,
+        store,
+        params.separate.pool,
+        block.train,
+        seed,
+        file_digest(table) + store.digest(),
+        params.launch.num_workers,
     )
     run_name = f"train_{name}"
     model, result = train(task, seed, paths.CHECKPOINTS / f"{run_name}.pt", paths.curves(run_name))

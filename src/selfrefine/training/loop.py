@@ -67,12 +67,13 @@ class LoopConfig:
     identity: the batches do not depend on it (:mod:`selfrefine.data.loader`)."""
 
     @classmethod
-    def from_params(cls, train_params: TrainParams, every: int, **settings: float) -> LoopConfig:
+    def from_params(cls, train_params: TrainParams, every: int, workers: int = 0, **settings: float) -> LoopConfig:
         """The settings of a params block's training run, validated and checkpointed every ``every`` steps.
 
         Args:
             train_params: a training block (``classifier.train``, ``separators.<name>.train``).
             every: steps between validations, and between checkpoints.
+            workers: data-loader processes (``launch.num_workers``); the batches do not depend on it.
             settings: the block's own optimiser settings (``weight_decay``, ``grad_clip``).
         """
         tp = train_params
@@ -83,7 +84,7 @@ class LoopConfig:
             eval_every=every,
             checkpoint_every=every,
             precision=tp.precision,
-            workers=tp.num_workers,
+            workers=workers,
             **settings,
         )
 

@@ -87,6 +87,7 @@ class MixTraining:
         train_params: MixTrainParams,
         seed: int,
         data_digest: str,
+        workers: int = 0,
     ) -> None:
         tp = train_params
         self.model_kwargs = model_kwargs
@@ -100,8 +101,8 @@ class MixTraining:
         )
         self.augment = GainEQ(tp.gain_db, tp.eq_probability)
         self.bce = nn.BCEWithLogitsLoss()
-        self.config = LoopConfig.from_params(tp, tp.eval_every, weight_decay=tp.weight_decay)
-        loop_params = {k: v for k, v in asdict(tp).items() if k not in ("test_mixtures", "num_workers")}
+        self.config = LoopConfig.from_params(tp, tp.eval_every, workers, weight_decay=tp.weight_decay)
+        loop_params = {k: v for k, v in asdict(tp).items() if k != "test_mixtures"}
         self.identity = (model_kwargs, loop_params, seed, store.silence_db, data_digest)
 
     def build(self) -> nn.Module:
@@ -192,6 +193,7 @@ def mix_train(
     folds: int,
     checkpoint: Path,
     live_dir: Path,
+    workers: int = 0,
 ) -> MixTrained:
     """Mix-train one classifier on every song (``folds`` 1: the paper), or a fold ensemble.
 
@@ -212,10 +214,11 @@ def mix_train(
         folds: the number of folds (``refine.folds``).
         checkpoint: the run's resumable state; fold j's files are named after it (``<stem>_fold<j>.pt``).
         live_dir: dvclive folder for the curves; fold j's go to its subfolder ``fold_<j>``.
+        workers: data-loader processes (``launch.num_workers``; the batches do not depend on it).
     """
     model_kwargs, train_params = {**classifier.model, "sample_rate": sample_rate}, classifier.train
     if folds == 1:
-        task = MixTraining(stems, store, model_kwargs, train_params, seed, data_digest)
+        task = MixTraining(stems, store, model_kwargs, train_params, seed, data_digest, workers)
         model, result = train(task, seed, checkpoint, live_dir)
         return MixTrained(model, model_kwargs, [task], [result.history], seconds=result.seconds)
     fold_songs = song_folds(stems, folds, seed)
@@ -233,6 +236,7 @@ def mix_train(
             train_params,
             member_seed,
             f"{data_digest}:{folds}:{part.digest()}",
+            workers,
         )
         member_checkpoint = checkpoint.with_name(f"{checkpoint.stem}_fold{j}.pt")
         done = member_checkpoint.with_suffix(".done.pt")

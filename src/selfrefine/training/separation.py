@@ -94,6 +94,7 @@ class SeparatorTraining:
         train_params,
         seed: int,
         data_digest: str,
+        workers: int = 0,
     ) -> None:
         tp = train_params
         self.name = f"train-{name}"
@@ -107,9 +108,8 @@ class SeparatorTraining:
         self.source = SourceMixer(store, self.pools, segment, tp.gain_db, shift, seed + 1)
         val_pools = build_pools(stems, pool_policy, val_idx)
         self.val_mix, self.val_sources = SourceMixer(store, val_pools, segment, 0.0, 0, seed + 2).batch(tp.val_examples)
-        self.config = LoopConfig.from_params(tp, tp.checkpoint_every, grad_clip=tp.grad_clip)
-        run = {k: v for k, v in asdict(tp).items() if k != "num_workers"}
-        self.identity = (kwargs, run, pool_policy, seed, store.silence_db, data_digest)
+        self.config = LoopConfig.from_params(tp, tp.checkpoint_every, workers, grad_clip=tp.grad_clip)
+        self.identity = (kwargs, asdict(tp), pool_policy, seed, store.silence_db, data_digest)
 
     def build(self) -> nn.Module:
         return build(self.separator, self.kwargs)

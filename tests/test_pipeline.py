@@ -189,7 +189,7 @@ def test_a_setting_that_cannot_change_a_result_reruns_nothing_but_validation(rep
 
 def test_any_params_change_revalidates_the_file(repo: Path) -> None:
     _set_params(repo, separate={"models": ["demucs"]})
-    assert _stale(repo) == {"validate"}
+    assert _stale(repo) == {"validate", "summarize"}  # summarize reads separate.models; the rest do not change
 
 
 def test_editing_xumx_marks_only_its_own_stages(repo: Path) -> None:
@@ -292,22 +292,6 @@ def test_the_same_seed_gives_the_same_run_and_another_seed_other_weights(repo: P
     for model in ("models/demucs/model.pt", "models/xumx/model.pt"):
         changed = _weights(repo)[model]
         assert not all(torch.equal(t, theirs[model][k]) for k, t in changed.items()), f"{model}: seed ignored"
-
-
-def test_threshold_experiment_reruns_only_the_refinement(repo: Path) -> None:
-    before = _metrics(repo)
-    proc = _run(repo, "dvc", "exp", "run", "-S", "refine.threshold=adaptive")
-    assert _ran(proc) == {"validate", "refine@1", "classify@2", "refine@2", "refine@clean", "summarize"}
-    after = _metrics(repo)
-    assert after["metrics/refine/1.json"]["thresholds"] != before["metrics/refine/1.json"]["thresholds"]
-    assert after["metrics/classifier/1.json"] == before["metrics/classifier/1.json"]
-    assert after["metrics/separation/xumx.json"] == before["metrics/separation/xumx.json"], (
-        "the smoke profile trains separators on the noisy labels, which no threshold changes"
-    )
-    changed = json.loads(_run(repo, "dvc", "metrics", "diff", "--json").stdout)
-    assert set(changed) == {"metrics.json"}, "one DVC metric: the key numbers"
-    assert any(key.startswith("labels.") for key in changed["metrics.json"])
-    assert not any(key.startswith(("sdr.", "bss.", "exact.1")) for key in changed["metrics.json"])
 
 
 def test_noise_rate_change_reruns_from_corrupt_but_not_the_index(repo: Path) -> None:
@@ -472,7 +456,7 @@ def test_compare_queues_runs_keeps_per_song_scores_and_tabulates_intervals(repo:
     # one separator (X-UMX) keeps the test short: the tables are per model, whatever the model
     _set_params(repo, separate={"pool": "named", "models": ["xumx"]})
     _run(repo, "git", "commit", "-qam", "named pools")  # queued experiments see committed files only
-    proc = _run(repo, "selfrefine", "compare", "--labels", "noisy,clean", "--seeds", "2", "--jobs", "2")
+    proc = _run(repo, "selfrefine", "compare", "--poll", "2", "--labels", "noisy,clean", "--seeds", "2", "--jobs", "2")
     assert proc.stderr.count(": queued compare-") == 4
     table = json.loads((repo / "metrics" / "compare.json").read_text())
     assert list(table["models"]) == ["xumx"]
@@ -537,7 +521,7 @@ def test_a_study_runs_its_grid_as_experiments_resumes_and_tabulates(repo: Path) 
         study={"seeds": 1, "models": ["xumx"], "rounds": 3},
     )
     _run(repo, "git", "commit", "-qam", "a small study")  # queued experiments see committed files only
-    proc = _run(repo, "selfrefine", "study", "iterations", "--jobs", "2")
+    proc = _run(repo, "selfrefine", "study", "iterations", "--poll", "2", "--jobs", "2")
     assert proc.stderr.count(": queued study-iterations-") == 5
     result = json.loads((repo / "metrics" / "studies" / "iterations.json").read_text())
     rounds = {e["point"]: e for e in result["points"]}
@@ -564,7 +548,7 @@ def test_a_study_runs_its_grid_as_experiments_resumes_and_tabulates(repo: Path) 
     assert f"picks round {result['stopping_rule']['round']}" in section
     assert (repo / "plots" / "studies" / "iterations.png").stat().st_size > 1000
     before = (repo / "metrics" / "studies" / "iterations.json").read_text()
-    again = _run(repo, "selfrefine", "study", "iterations", "--stamp", stamp)
+    again = _run(repo, "selfrefine", "study", "iterations", "--poll", "2", "--stamp", stamp)
     assert "queued study-" not in again.stderr, "a finished study's stamp queues nothing"
     (repo / "metrics" / "studies" / "iterations.json").unlink()
     _run(repo, "selfrefine", "study", "iterations", "--tabulate")
@@ -594,7 +578,8 @@ def _clone(origin: Path, path: Path) -> Path:
 def test_a_clone_pulls_data_models_and_reports_from_a_dvc_remote_and_runs_no_stage(repo: Path, tmp_path: Path) -> None:
     origin, _ = _remotes(repo, tmp_path)
     clone = _clone(origin, tmp_path / "clone")
-    assert not (clone / "models").exists() and (clone / "metrics.json").is_file(), "git holds the key numbers only"
+    assert (clone / "metrics.json").is_file(), "git holds the key numbers"
+    assert not (clone / "models/demucs/model.pt").exists() and not (clone / "metrics/refine/2.json").exists()
     _run(clone, "dvc", "pull")
     assert _stale(clone) == set()
     assert _ran(_run(clone, "dvc", "repro")) == set()
@@ -610,38 +595,63 @@ def test_two_shards_in_two_clones_merge_into_the_table_of_one_run(repo: Path, tm
     stamp = "20260101-000000"
     for i, machine in enumerate(machines):
         _run(machine, "dvc", "pull")
-        proc = _run(machine, "selfrefine", "compare", "--labels", "noisy,clean", "--seeds", "1", "--shard", f"{i}/2",
+        proc = _run(machine, "selfrefine", "compare", "--poll", "2", "--labels", "noisy,clean", "--seeds", "1", "--shard", f"{i}/2",
                     "--stamp", stamp)  # fmt: skip
         assert proc.stderr.count(": queued compare-") == 1, "each machine runs its half"
         assert not (machine / "metrics/compare/xumx.csv").exists(), "a shard keeps nothing"
     pushed = _run(machines[1], "dvc", "exp", "list", "--name-only").stdout.split()
     _run(machines[1], "dvc", "exp", "push", "origin", *pushed)
     _run(machines[0], "dvc", "exp", "pull", "origin", *pushed)
-    merged = _run(machines[0], "selfrefine", "compare", "--labels", "noisy,clean", "--seeds", "1", "--stamp", stamp)
+    merged = _run(
+        machines[0], "selfrefine", "compare", "--poll", "2", "--labels", "noisy,clean", "--seeds", "1", "--stamp", stamp
+    )
     assert ": queued compare-" not in merged.stderr, "every experiment is found, none is queued again"
-    _run(repo, "selfrefine", "compare", "--labels", "noisy,clean", "--seeds", "1")  # the same batch, one machine
+    _run(
+        repo, "selfrefine", "compare", "--poll", "2", "--labels", "noisy,clean", "--seeds", "1"
+    )  # the same batch, one machine
     one, two = (json.loads((m / "metrics/compare.json").read_text())["models"] for m in (repo, machines[0]))
     assert two == one
     assert (machines[0] / "metrics/compare/xumx.csv").read_text() == (repo / "metrics/compare/xumx.csv").read_text()
 
 
-def test_dvc_exp_show_and_metrics_diff_lead_with_the_key_numbers(repo: Path) -> None:
+def test_a_queued_threshold_grid_reruns_only_the_refinement_and_dvc_views_lead_with_the_key_numbers(
+    repo: Path,
+) -> None:
+    before = _metrics(repo)
     keys = {"labels.1", "labels.2", "exact.1", "exact.2", "sdr.demucs", "sdr.xumx", "bss.demucs", "bss.xumx"}
-    _run(repo, "dvc", "exp", "run", "--queue", "-S", "refine.threshold=0.3,0.7")
+    _run(repo, "dvc", "exp", "run", "--queue", "-S", "refine.threshold=0.3,adaptive")
     _run(repo, "dvc", "queue", "start")
     deadline = time.monotonic() + 900
     while re.search(r"\b(Queued|Running)\b", _run(repo, "dvc", "queue", "status").stdout):
         assert time.monotonic() < deadline, "the queued grid did not finish"
-        time.sleep(3)
+        time.sleep(2)
     shown = json.loads(_run(repo, "dvc", "exp", "show", "--json").stdout)
-    experiments = [e for node in shown for e in node.get("experiments") or [] if e.get("revs")]
-    assert len(experiments) == 2
-    for experiment in experiments:
-        data = experiment["revs"][0]["data"]
-        assert data["params"]["params.yaml"]["data"]["refine"]["threshold"] in (0.3, 0.7)
-        numbers = data["metrics"]["metrics.json"]["data"]
+    experiments = {
+        e["revs"][0]["data"]["params"]["params.yaml"]["data"]["refine"]["threshold"]: e["revs"][0]
+        for node in shown
+        for e in node.get("experiments") or []
+        if e.get("revs")
+    }
+    assert set(experiments) == {0.3, "adaptive"}
+    for experiment in experiments.values():
+        numbers = experiment["data"]["metrics"]["metrics.json"]["data"]
         assert keys <= {f"{k}.{n}" for k, values in numbers.items() for n in values}, numbers
-        assert set(data["metrics"]) == {"metrics.json"}, "the one DVC metric: no timings, no curves"
+        assert set(experiment["data"]["metrics"]) == {"metrics.json"}, "the one DVC metric: no timings, no curves"
+    adaptive = experiments["adaptive"]["name"]
+    assert _ran(_run(repo, "dvc", "queue", "logs", adaptive)) == {
+        "validate", "refine@1", "classify@2", "refine@2", "refine@clean", "summarize"
+    }  # fmt: skip
+    _run(repo, "dvc", "exp", "apply", adaptive)
+    after = _metrics(repo)
+    assert after["metrics/refine/1.json"]["thresholds"] != before["metrics/refine/1.json"]["thresholds"]
+    assert after["metrics/classifier/1.json"] == before["metrics/classifier/1.json"]
+    assert after["metrics/separation/xumx.json"] == before["metrics/separation/xumx.json"], (
+        "the smoke profile trains separators on the noisy labels, which no threshold changes"
+    )
+    changed = json.loads(_run(repo, "dvc", "metrics", "diff", "--json").stdout)
+    assert set(changed) == {"metrics.json"}, "one DVC metric: the key numbers"
+    assert any(key.startswith("labels.") for key in changed["metrics.json"])
+    assert not any(key.startswith(("sdr.", "bss.", "exact.1")) for key in changed["metrics.json"])
     lines = _run(repo, "dvc", "metrics", "show").stdout.splitlines()
     assert lines and max(map(len, lines)) <= 200
     _run(repo, "dvc", "exp", "run", "-S", "separate.labels=clean")

@@ -186,6 +186,7 @@ def compare(
     jobs: Annotated[
         int | None, typer.Option(help="experiments run at once by DVC queue workers (default: compare.jobs)")
     ] = None,
+    poll: Annotated[float, typer.Option(min=0.1, help="seconds between checks of the DVC queue")] = 15.0,
     shard: Annotated[
         str | None,
         typer.Option(
@@ -218,7 +219,9 @@ def compare(
             raise UserError(f"--seeds {seeds}: expected at least 1")
         if jobs is not None and jobs < 1:
             raise UserError(f"--jobs {jobs}: expected at least 1")
-        comparison.run_comparison(p, tables, seeds or p.compare.seeds, stamp, jobs=jobs, shard=_shard(shard, stamp))
+        comparison.run_comparison(
+            p, tables, seeds or p.compare.seeds, stamp, poll, jobs=jobs, shard=_shard(shard, stamp)
+        )
 
     _face(body)
 
@@ -242,6 +245,7 @@ def study(
     jobs: Annotated[
         int | None, typer.Option(help="experiments run at once by DVC queue workers (default: study.jobs)")
     ] = None,
+    poll: Annotated[float, typer.Option(min=0.1, help="seconds between checks of the DVC queue")] = 15.0,
     tabulate: Annotated[
         bool,
         typer.Option("--tabulate", help="run nothing: redo the JSON, plot and docs/studies.md from metrics/studies/"),
@@ -260,7 +264,7 @@ def study(
             return
         if jobs is not None and jobs < 1:
             raise UserError(f"--jobs {jobs}: expected at least 1")
-        studies.run_study(p, name, stamp, jobs)
+        studies.run_study(p, name, stamp, jobs, poll)
 
     _face(body)
 

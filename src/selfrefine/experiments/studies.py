@@ -162,7 +162,9 @@ def label_metrics(rev: str, round_key: str, trained_on: str) -> dict:
     return out
 
 
-def run_study(params: Params, study: str, stamp: str | None = None, jobs: int | None = None) -> dict:
+def run_study(
+    params: Params, study: str, stamp: str | None = None, jobs: int | None = None, poll_seconds: float = 15.0
+) -> dict:
     """Queue, run and keep every experiment of ``study`` (see module docstring), then :func:`tabulate`.
 
     Args:
@@ -170,6 +172,7 @@ def run_study(params: Params, study: str, stamp: str | None = None, jobs: int | 
         study: one of :data:`~selfrefine.config.STUDIES`.
         stamp: names the batch; the stamp of an interrupted study queues only what has not finished.
         jobs: DVC queue workers (default ``study.jobs``).
+        poll_seconds: how often the queue is checked.
     """
     grid = points(study, params)
     models = params.study.models
@@ -192,6 +195,7 @@ def run_study(params: Params, study: str, stamp: str | None = None, jobs: int | 
         [paths.SUMMARY.as_posix()],
         jobs or params.study.jobs,
         resume,
+        poll_seconds=poll_seconds,
         refusals=refused,
     )
     failed = _refused_points(grid, refused)
@@ -204,6 +208,7 @@ def run_study(params: Params, study: str, stamp: str | None = None, jobs: int | 
         [paths.SUMMARY.as_posix()],
         jobs or params.study.jobs,
         resume,
+        poll_seconds=poll_seconds,
     )
     folder = FOLDER / study
     for model in models:
@@ -221,8 +226,10 @@ def run_study(params: Params, study: str, stamp: str | None = None, jobs: int | 
         for p in grid
     }
     write_json(folder / "labels.json", labels)
-    # the wall time runs to the last separator experiment; the label runs are run-cache restores (seconds)
-    workers = jobs or params.study.jobs
+    # the wall time runs to the last separator experiment; the label runs are run-cache restores (seconds); the
+    # workers are those the batch was started with (a resumed batch keeps them)
+    earlier = json.loads((folder / "batch.json").read_text()) if (folder / "batch.json").is_file() else {}
+    workers = earlier["jobs"] if earlier.get("stamp") == stamp and "jobs" in earlier else jobs or params.study.jobs
     write_json(
         folder / "batch.json",
         {

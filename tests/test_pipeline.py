@@ -593,11 +593,36 @@ def test_two_shards_in_two_clones_merge_into_the_table_of_one_run(repo: Path, tm
     origin, _ = _remotes(repo, tmp_path)
     machines = [_clone(origin, tmp_path / f"machine{i}") for i in range(2)]
     stamp = "20260101-000000"
-    for i, machine in enumerate(machines):
+    for machine in machines:
         _run(machine, "dvc", "pull")
-        proc = _run(machine, "selfrefine", "compare", "--poll", "2", "--labels", "noisy,clean", "--seeds", "1", "--shard", f"{i}/2",
-                    "--stamp", stamp)  # fmt: skip
-        assert proc.stderr.count(": queued compare-") == 1, "each machine runs its half"
+    shards = [  # the two machines at once, as two machines would
+        subprocess.Popen(
+            [
+                "selfrefine",
+                "compare",
+                "--poll",
+                "2",
+                "--labels",
+                "noisy,clean",
+                "--seeds",
+                "1",
+                "--shard",
+                f"{i}/2",
+                "--stamp",
+                stamp,
+            ],
+            cwd=machine,
+            env=_env(machine),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for i, machine in enumerate(machines)
+    ]
+    for shard, machine in zip(shards, machines):
+        out, err = shard.communicate(timeout=900)
+        assert shard.returncode == 0, out + err
+        assert err.count(": queued compare-") == 1, "each machine runs its half"
         assert not (machine / "metrics/compare/xumx.csv").exists(), "a shard keeps nothing"
     pushed = _run(machines[1], "dvc", "exp", "list", "--name-only").stdout.split()
     _run(machines[1], "dvc", "exp", "push", "origin", *pushed)
@@ -606,9 +631,7 @@ def test_two_shards_in_two_clones_merge_into_the_table_of_one_run(repo: Path, tm
         machines[0], "selfrefine", "compare", "--poll", "2", "--labels", "noisy,clean", "--seeds", "1", "--stamp", stamp
     )
     assert ": queued compare-" not in merged.stderr, "every experiment is found, none is queued again"
-    _run(
-        repo, "selfrefine", "compare", "--poll", "2", "--labels", "noisy,clean", "--seeds", "1"
-    )  # the same batch, one machine
+    _run(repo, "selfrefine", "compare", "--poll", "2", "--jobs", "2", "--labels", "noisy,clean", "--seeds", "1")
     one, two = (json.loads((m / "metrics/compare.json").read_text())["models"] for m in (repo, machines[0]))
     assert two == one
     assert (machines[0] / "metrics/compare/xumx.csv").read_text() == (repo / "metrics/compare/xumx.csv").read_text()
@@ -620,7 +643,7 @@ def test_a_queued_threshold_grid_reruns_only_the_refinement_and_dvc_views_lead_w
     before = _metrics(repo)
     keys = {"labels.1", "labels.2", "exact.1", "exact.2", "sdr.demucs", "sdr.xumx", "bss.demucs", "bss.xumx"}
     _run(repo, "dvc", "exp", "run", "--queue", "-S", "refine.threshold=0.3,adaptive")
-    _run(repo, "dvc", "queue", "start")
+    _run(repo, "dvc", "queue", "start", "-j", "2")
     deadline = time.monotonic() + 900
     while re.search(r"\b(Queued|Running)\b", _run(repo, "dvc", "queue", "status").stdout):
         assert time.monotonic() < deadline, "the queued grid did not finish"

@@ -1,0 +1,253 @@
+"""What a comparison's table says, in the forms people read: markdown tables, findings in words, the results
+section of ``docs/results.md``, the README's headline, and the figure and CSV of the intervals.
+
+Part of the ``compare`` face (:mod:`selfrefine.experiments.compare` computes the table; this module only renders
+it): every function takes the table :func:`~selfrefine.experiments.compare.tabulate` builds, plus the committed
+run's metrics where it says so.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from selfrefine import CLASSES, paths
+from selfrefine.experiments.report import batch_text, ci_text, display, pct_text
+
+
+def _names(table: dict) -> dict[str, str]:
+    return table.get("aliases") or {}
+
+
+def markdown(table: dict) -> str:
+    """The comparison as a markdown table: global SDR with 95 % intervals, per source, and against noisy."""
+    lines = [
+        "| model | labels | global SDR [95 % CI] | "
+        + " | ".join(CLASSES)
+        + " | BSSEval v4 | − noisy [95 % CI] | gap closed [95 % CI] | labels right |",
+        "|---" * (len(CLASSES) + 7) + "|",
+    ]
+    quality = table.get("label_quality") or {}
+    for model, entry in table["models"].items():
+        for labels in entry["per_source"]:
+            diff = entry["differences"].get(labels, {})
+            bss = entry["bsseval_sdr"][labels]
+            lines.append(
+                f"| {model} | {display(labels, _names(table))} | **{ci_text(entry[labels])}** | "
+                + " | ".join(f"{entry['per_source'][labels][c]:.2f}" for c in CLASSES)
+                + f" | {'' if bss is None else f'{bss:.2f}'} | "
+                + (ci_text(diff["minus_noisy"]) if "minus_noisy" in diff else "")
+                + " | "
+                + (pct_text(diff["gap_closed"]) if "gap_closed" in diff else "")
+                + " | "
+                + (f"{100 * quality[labels]['label_accuracy']:.1f} %" if labels in quality else "")
+                + " |"
+            )
+    aliases = {a: c for a, c in _names(table).items() if any(c in e["per_source"] for e in table["models"].values())}
+    if aliases:
+        lines += ["", "Aliases (`compare.aliases`):", "", *(f"- {a}: `{c}`" for a, c in aliases.items())]
+    return "\n".join(lines) + "\n"
+
+
+def noise_markdown(table: dict) -> str:
+    """The injected-noise conditions against clean, per source with intervals (empty without such conditions)."""
+    lines = []
+    for model, entry in table["models"].items():
+        against = entry.get("against_clean")
+        if not against:
+            continue
+        if not lines:
+            lines = [
+                "| model | labels − clean | global SDR [95 % CI] | " + " | ".join(CLASSES) + " |",
+                "|---" * (len(CLASSES) + 3) + "|",
+            ]
+        for name, parts in [*against["conditions"].items(), *against["pairs"].items()]:
+            cells = [ci_text(parts["global"])] + [ci_text(parts[c]) for c in CLASSES]
+            label = " − ".join(display(n, _names(table)) for n in [*name.split(" − "), "clean"][:2])
+            lines.append(f"| {model} | {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def _side(value: dict) -> str:
+    """Where an interval lies against 0, in words (what was measured, not a claim about coverage)."""
+    if value["ci_low"] > 0:
+        return "interval above 0"
+    return "interval below 0" if value["ci_high"] < 0 else "interval includes 0"
+
+
+def findings(table: dict) -> list[str]:
+    """Each difference and where its interval lies, in words: per model a line, then one nested line per table."""
+    out = []
+    names = _names(table)
+    for model, entry in table["models"].items():
+        gap = entry.get("clean_minus_noisy")
+        head = f"**{model}** ({len(entry['seeds'])} training runs x {entry['songs']} songs)"
+        out.append(head + (f": clean − noisy = {ci_text(gap, unit=' dB')} ({_side(gap)})." if gap else ":"))
+        for labels, diff in entry["differences"].items():
+            d = diff["minus_noisy"]
+            text = f"  - {display(labels, names)} − noisy = {ci_text(d, unit=' dB')} ({_side(d)})"
+            if "gap_closed" in diff:
+                c = diff["minus_clean"]
+                text += f"; gap closed {pct_text(diff['gap_closed'])}; − clean = {ci_text(c, unit=' dB')} ({_side(c)})"
+            out.append(text + ".")
+    return out
+
+
+def results_section(table: dict, rounds: list[str]) -> str:
+    """docs/results.md's results section: generated from the comparison and the committed metrics."""
+    parts = [
+        "Produced by `selfrefine compare`; `selfrefine compare --tabulate` regenerates it from the kept per-song",
+        "scores (`metrics/compare/*.csv`). Global SDR in dB: mean over training runs (`separate.seed`) and clean",
+        "test songs of the per-song mean over sources, with a nominal 95 % interval from a paired hierarchical",
+        f"bootstrap ({table['replicates']} replicates: runs with replacement, then songs within each run; every",
+        "table on the same draws). Its coverage has not been checked: every run scores the same songs (songs are",
+        "crossed with runs, not nested in them), so the intervals are likely too narrow, and an interval that",
+        "only just excludes 0 does not establish an effect. Per source: mean over runs and songs. BSSEval v4:",
+        "museval's SDR, median over songs per source, averaged over sources, mean over runs.",
+        "",
+        markdown(table),
+        *(line if line.startswith("  ") else f"- {line}" for line in findings(table)),
+    ]
+    noise = noise_markdown(table)
+    if noise:
+        parts += [
+            "",
+            "Label noise of one kind, injected into the true labels at the same rate (`noise.rate`), against clean",
+            "labels (dB, same runs and songs; a merge-only table holds only false negatives: a stem named s also",
+            "holds t and is labelled {s}; a silent-only table only false positives: a silent stem labelled {s}):",
+            "",
+            noise,
+        ]
+    batch = table.get("batch")
+    if batch:
+        parts += ["", "Batches (wall time from queueing to the last experiment's end):", ""]
+        names = _names(table)
+        parts += [
+            f"- {', '.join(display(c, names) for c in b['conditions'])}: {batch_text(b)}" for b in batch["batches"]
+        ]
+    if table.get("label_quality"):
+        parts += [
+            "",
+            "*Labels right*: share of the training stems whose refined label set equals the truth (the generator",
+            "knows it; analysis only, no choice is made on it).",
+        ]
+    parts += [
+        "",
+        "Classifier and label quality of the committed run (`metrics/classifier/`, `metrics/refine/`; exact match",
+        "on clean test mixtures at threshold 0.5):",
+        "",
+        method_summary(rounds),
+    ]
+    return "\n".join(parts)
+
+
+def _label_line(rounds: dict[str, str]) -> str:
+    """How right the committed run's label tables are, round by round (empty when the truth is unknown)."""
+    steps = []
+    for name, trained_on in rounds.items():
+        path = paths.metrics("refine", name)
+        r = json.loads(path.read_text()) if path.is_file() else {}
+        if "label_accuracy_refined" in r:
+            if not steps:
+                steps.append(f"noisy {100 * r['label_accuracy_noisy']:.1f} %")
+            what = "the round trained on clean labels" if trained_on == "clean" else f"round {name}"
+            steps.append(f"{what} {100 * r['label_accuracy_refined']:.1f} %")
+    if not steps:
+        return ""
+    return (
+        "Stems whose label set is right (the generator knows the truth; `metrics/refine/`): " + ", ".join(steps) + ".\n"
+    )
+
+
+def headline(table: dict, rounds: dict[str, str]) -> str:
+    """The README's results headline: per separator, noisy / refined / clean global SDR and the gap closed."""
+    lines = [
+        "| separator | noisy labels | refined labels | clean labels | refined − noisy | gap closed | runs x songs |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for model, entry in table["models"].items():
+        refined = entry.get("refined")
+        cells = [
+            model,
+            ci_text(entry["noisy"]),
+            f"{ci_text(entry[refined])} ({display(refined, _names(table))})" if refined else "not run",
+            ci_text(entry["clean"]) if "clean" in entry else "not run",
+            ci_text(entry["refined_minus_noisy"]) if refined else "",
+            pct_text(entry["gap_closed"]) if "gap_closed" in entry else "",
+            f"{len(entry['seeds'])} x {entry['songs']}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(
+        [
+            *lines,
+            "",
+            "Global SDR in dB on the clean test songs, nominal 95 % intervals whose coverage is not yet checked",
+            f"(details, ablations and caveats: [docs/results.md]({paths.RESULTS_DOC.as_posix()})).",
+            "",
+            _label_line(rounds),
+        ]
+    )
+
+
+def interval_rows(table: dict) -> list[dict]:
+    """One row per separator and condition (its alias when it has one): mean global SDR and its interval, dB."""
+    return [
+        {
+            "model": model,
+            "condition": display(t, _names(table)),
+            **{k: round(entry[t][k], 4) for k in ("mean", "ci_low", "ci_high")},
+            "runs": len(entry["runs"][t]),
+        }
+        for model, entry in table["models"].items()
+        for t in entry["per_source"]
+    ]
+
+
+def compare_plot(path: Path, table: dict) -> None:
+    """Global SDR per label table with its 95 % interval, one panel per model; the runs' means as dots."""
+    from selfrefine.plots import plt, save_figure
+
+    models = list(table["models"])
+    width = max(5.0, 0.9 * max(len(table["models"][m]["per_source"]) for m in models))
+    fig, axes = plt.subplots(1, len(models), figsize=(width * len(models), 5.0), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        entry = table["models"][model]
+        labels = list(entry["per_source"])
+        means = [entry[t]["mean"] for t in labels]
+        errors = [
+            [entry[t]["mean"] - entry[t]["ci_low"] for t in labels],
+            [entry[t]["ci_high"] - entry[t]["mean"] for t in labels],
+        ]
+        ax.errorbar(range(len(labels)), means, yerr=errors, fmt="o", capsize=6, color="black", label="mean, 95 % CI")
+        for i, t in enumerate(labels):
+            runs = entry["runs"][t]
+            ax.plot([i + 0.15] * len(runs), runs, ".", color="tab:blue", alpha=0.7, label="one run" if i == 0 else None)
+        ticks = [display(t, _names(table)).replace("@", "\n@") for t in labels]
+        ax.set_xticks(range(len(labels)), ticks, fontsize=8, rotation=30, ha="right")
+        ax.set_title(f"{model} ({len(entry['seeds'])} runs each)")
+        ax.set_ylabel("global SDR (dB)")
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def method_summary(rounds: list[str]) -> str:
+    """Classifier and refinement headline numbers of the committed run's ``rounds``, as markdown (from metrics/)."""
+    lines = [
+        "| round | classifier trained on | clean-test exact match | macro F1 | stems whose label set is right: trained on → refined |",
+        "|---|---|---|---|---|",
+    ]
+    for name in rounds:
+        classifier, refinement = paths.metrics("classifier", name), paths.metrics("refine", name)
+        if not (classifier.is_file() and refinement.is_file()):
+            continue
+        c, r = json.loads(classifier.read_text()), json.loads(refinement.read_text())
+        if "skipped" in c or "label_accuracy_refined" not in r:
+            continue
+        test = c["test_clean_mixtures"]
+        lines.append(
+            f"| {name} | {c['trained_on']} | {100 * test['exact_match']:.1f} % | {test['macro_f1']:.3f} | "
+            f"{100 * r['label_accuracy_input']:.1f} % → {100 * r['label_accuracy_refined']:.1f} % |"
+        )
+    return "\n".join(lines) + "\n"

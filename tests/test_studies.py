@@ -315,3 +315,15 @@ def test_an_experiment_dvc_exp_show_calls_running_is_not_finished_whatever_the_q
     assert experiments.finished({"k": "e"}, ["m"], {}) == {}
     shown[0]["executor"]["state"] = "success"
     assert experiments.finished({"k": "e"}, ["m"], {}) == {"k": node}
+
+
+def test_a_resumed_batch_keeps_the_workers_it_was_started_with() -> None:
+    from datetime import datetime
+
+    found = {"a": {"data": {"timestamp": "2026-01-01T00:30:00"}}}
+    queued = datetime(2026, 1, 1)
+    first = experiments.batch_times(found, queued, 2)
+    assert (first["jobs"], first["minutes"]) == (2, 30.0) and first["cpus"] >= 1
+    again = experiments.batch_times(found, queued, 1, {**first, "cpus": 16})
+    assert (again["jobs"], again["cpus"]) == (2, 16), "the resume, run with 1 worker, keeps the batch's 2"
+    assert experiments.batch_times(found, queued, 1, {"minutes": 60.0})["jobs"] == 1, "a record with no workers"

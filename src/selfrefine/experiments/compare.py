@@ -222,13 +222,13 @@ def run_comparison(
     batch["experiments"] = {
         key: exp for key, exp in batch["experiments"].items() if key.rsplit("/", 1)[0] not in by_name
     } | {f"{name}/seed{k}": exp for (name, k), exp in sorted(names.items())}
-    earlier = next((b for b in batch["batches"] if b["stamp"] == stamp and "jobs" in b), {})
+    earlier = next((b for b in batch["batches"] if b["stamp"] == stamp), None)
     batch["batches"] = [b for b in batch["batches"] if b["stamp"] != stamp] + [
         {
             "stamp": stamp,
             "conditions": list(by_name),
             "experiments": len(names),
-            **batch_times(found, queued, earlier.get("jobs", jobs)),  # a resumed batch keeps its first workers
+            **batch_times(found, queued, jobs, earlier),
         }
     ]
     write_json(batch_path, batch)

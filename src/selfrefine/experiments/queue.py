@@ -75,17 +75,19 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]+", "-", text).strip("-")
 
 
-def batch_times(found: Mapping[Hashable, dict], queued: datetime, jobs: int) -> dict:
+def batch_times(found: Mapping[Hashable, dict], queued: datetime, jobs: int, earlier: Mapping | None = None) -> dict:
     """When a batch was queued, when its last experiment finished, the minutes between (its wall time), and what it
-    ran on: ``jobs`` queue workers on this machine's ``cpus`` cores."""
+    ran on: ``jobs`` queue workers on this machine's ``cpus`` cores. ``earlier``: the record of the same batch from
+    a run before this one (a resumed batch), whose workers and cores it keeps: those it was started with."""
     stamps = [node["data"]["timestamp"] for node in found.values() if node["data"].get("timestamp")]
     last = max(map(datetime.fromisoformat, stamps), default=datetime.now())
+    started = earlier if earlier and "jobs" in earlier else {"jobs": jobs, "cpus": os.cpu_count()}
     return {
         "queued": queued.isoformat(),
         "last_finished": last.isoformat(),
         "minutes": round((last - queued).total_seconds() / 60, 1),
-        "jobs": jobs,
-        "cpus": os.cpu_count(),
+        "jobs": started["jobs"],
+        "cpus": started["cpus"],
     }
 
 
@@ -209,6 +211,14 @@ def run_batch(
     return found
 
 
+_TRACEBACK = "Traceback (most recent call last)"
+
+
+def _stage_errors(log_text: str) -> list[str]:
+    """The one-line ``error:`` messages our stages print (:class:`selfrefine.errors.UserError`), in a log's order."""
+    return [line.strip() for line in log_text.splitlines() if line.startswith("error:")]
+
+
 def failure(name: str) -> str:
     """Why experiment ``name`` failed, in one line from its log: a crash's exception, else a stage's one-line
     ``error:``, else DVC's own ``ERROR:`` line."""
@@ -217,10 +227,10 @@ def failure(name: str) -> str:
     except DvcError as err:
         return str(err)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    ours = [line for line in lines if line.startswith("error:")]
+    ours = _stage_errors(text)
     crash = [line for line in lines if re.match(r"[\w.]+(Error|Exception|Interrupt): ", line)]
     theirs = [line for line in lines if line.startswith("ERROR:")]
-    order = (crash, ours) if "Traceback (most recent call last)" in text else (ours, crash)
+    order = (crash, ours) if _TRACEBACK in text else (ours, crash)
     return next((group[-1] for group in (*order, theirs, lines) if group), "no log")
 
 
@@ -259,9 +269,9 @@ def refusal(name: str) -> str | None:
     """Why experiment ``name`` failed, when a stage refused its input: the one ``error:`` line our stages print
     (``selfrefine.errors.UserError``), provided its log holds no traceback (a crash is never a refusal)."""
     log_text = dvc("queue", "logs", name)
-    if "Traceback (most recent call last)" in log_text:
+    if _TRACEBACK in log_text:
         return None
-    lines = [line.removeprefix("error: ").strip() for line in log_text.splitlines() if line.startswith("error: ")]
+    lines = [line.removeprefix("error: ") for line in _stage_errors(log_text) if line.startswith("error: ")]
     return lines[-1] if lines else None
 
 

@@ -229,14 +229,14 @@ def run_study(
     # the wall time runs to the last separator experiment; the label runs are run-cache restores (seconds); the
     # workers are those the batch was started with (a resumed batch keeps them)
     earlier = json.loads((folder / "batch.json").read_text()) if (folder / "batch.json").is_file() else {}
-    workers = earlier["jobs"] if earlier.get("stamp") == stamp and "jobs" in earlier else jobs or params.study.jobs
+    resumed = earlier if earlier.get("stamp") == stamp else None
     write_json(
         folder / "batch.json",
         {
             "stamp": stamp,
             "experiments": len(names),
             "label_runs": len(label_names),
-            **batch_times(found, queued, workers),
+            **batch_times(found, queued, jobs or params.study.jobs, resumed),
         },
     )
     return tabulate(params, study)

@@ -27,7 +27,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "generated"
         began = time.perf_counter()
-        generate_dataset(root, g.train_songs, g.test_songs, g.seconds, p.audio.sample_rate, p.audio.channels, p.seed)
+        generate_dataset(
+            root, g.train_songs, g.test_songs, g.seconds, p.audio.sample_rate, p.audio.channels, g.seed, g.test_seconds
+        )
         seconds = time.perf_counter() - began
         files = list(root.rglob("*.wav"))
         size = sum(f.stat().st_size for f in files)

@@ -65,7 +65,7 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        generate_dataset(root, args.songs, 0, p.generate.seconds, sr, ch, p.seed)
+        generate_dataset(root, args.songs, 0, p.generate.seconds, sr, ch, p.generate.seed)
         stems = [
             LabelledStem(s.name, c, str(s / f"{c}.wav"), frozenset({c}))
             for s in sorted((root / "train").iterdir())

@@ -117,7 +117,16 @@ def test_a_round_chain_is_traced_to_the_index_table() -> None:
     params = parse_params(merge_into(_params(), {"refine": {"rounds": {"3": "refined_2"}}}))
     assert params.refine.chain("3") == ["1", "2", "3"]
     assert params.refine.root("refined_3") == "noisy" and params.refine.root("refined_clean") == "clean"
-    assert params.label_tables() == ["noisy", "clean", "refined_1", "refined_2", "refined_clean", "refined_3"]
+    assert params.label_tables() == [
+        "noisy",
+        "clean",
+        "refined_1",
+        "refined_2",
+        "refined_clean",
+        "refined_3",
+        "selected",
+    ]
+    assert params.refine.root("selected") == "clean"
 
 
 def test_config_imports_no_torch() -> None:

@@ -157,7 +157,10 @@ def test_tabulate_writes_the_json_plot_and_docs_section_from_the_kept_files(
     assert result["stopping_rule"] == {"changed_below": 0.02, "round": "4"}  # 0.3/9 = 0.033, 0.3/16 = 0.019
     doc = Path("docs/studies.md").read_text()
     assert doc.startswith("a\n<!-- study:iterations:start -->\n![iterations](../plots/studies/iterations.png)")
-    assert "picks round 4; the truth would pick round 1" in doc and "below 0 at 5" in doc
+    assert "picks round 4; the truth would pick round 1" in doc
+    assert "demucs at 4 (the point chosen without the truth): refined − noisy = " in doc, "the rule's pick leads"
+    assert result["picked"] == "4" and "(exploratory, Holm-adjusted over them)" in doc and "above 0 at 2" in doc
+    assert all("p_holm" in e["models"]["demucs"]["refined_minus_noisy"] for e in result["points"])
     assert "is the best of 5 points and so overstates that point" in doc, "a maximum over points is called one"
     assert "60.0 min." in doc and "queue worker" not in doc, "a batch that recorded no workers states none"
     assert "old" not in doc and doc.endswith("<!-- study:iterations:end -->\nb\n")

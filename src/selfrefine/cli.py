@@ -20,8 +20,8 @@ from selfrefine.paths import AUDIT_REPORT, PARAMS, PROFILES, SEPARATED, separato
 
 HELP = (
     "Self-refining pseudo labels for music source separation. The pipeline's stages by hand (validate, generate, "
-    "index, corrupt, classify, refine, train, evaluate, summarize: the bodies `dvc repro` runs), and check, profile, "
-    "compare, study, audit and separate."
+    "index, corrupt, classify, refine, select, train, evaluate, summarize: the bodies `dvc repro` runs), and check, "
+    "profile, compare, study, audit and separate."
 )
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP)
 log = logging.getLogger("selfrefine")
@@ -121,6 +121,12 @@ def refine(
 
 
 @app.command()
+def select(params: ParamsOpt = PARAMS) -> None:
+    """The selection control: clean labels on only the stems separate.control's pools keep (table selected)."""
+    _stage("select", params)
+
+
+@app.command()
 def train(
     name: Annotated[str, typer.Argument(help="a separator, e.g. demucs or xumx")],
     params: ParamsOpt = PARAMS,
@@ -181,7 +187,14 @@ def compare(
             "refined_2@refine.threshold=0.9, or an alias of compare.aliases (default: compare.labels)"
         ),
     ] = None,
-    seeds: Annotated[int | None, typer.Option(help="training runs per table (default: compare.seeds)")] = None,
+    seeds: Annotated[int | None, typer.Option(help="runs per table, seeds 0..N-1 (default: compare.seeds)")] = None,
+    vary: Annotated[
+        str | None,
+        typer.Option(
+            help="what a run's seed sets: pipeline (seed: noise draw, classifiers, separators) or separators "
+            "(separate.seed alone) (default: compare.vary)"
+        ),
+    ] = None,
     stamp: Annotated[str | None, typer.Option(help="reuse an interrupted comparison's stamp")] = None,
     jobs: Annotated[
         int | None, typer.Option(help="experiments run at once by DVC queue workers (default: compare.jobs)")
@@ -219,8 +232,10 @@ def compare(
             raise UserError(f"--seeds {seeds}: expected at least 1")
         if jobs is not None and jobs < 1:
             raise UserError(f"--jobs {jobs}: expected at least 1")
+        if vary not in (None, "pipeline", "separators"):
+            raise UserError(f"--vary {vary}: expected pipeline or separators")
         comparison.run_comparison(
-            p, tables, seeds or p.compare.seeds, stamp, poll, jobs=jobs, shard=_shard(shard, stamp)
+            p, tables, seeds or p.compare.seeds, stamp, poll, jobs=jobs, shard=_shard(shard, stamp), vary=vary
         )
 
     _face(body)

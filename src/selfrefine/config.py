@@ -32,6 +32,10 @@ from selfrefine.paths import refined_table
 ROOT_TABLES = ("noisy", "clean")
 """Label tables the index writes: file names, and the truth (empty when it is unknown)."""
 
+SELECTED = "selected"
+"""The selection control's label table (stage ``select``): the clean labels of only the stems that the pools of
+``separate.control`` (a refined table) keep; every other stem gets no label and so joins no pool."""
+
 
 class ParamsError(UserError):
     """A bad params file or value; the message is one line naming the key and the fix."""
@@ -88,6 +92,12 @@ class GenerateParams:
     train_songs: int = field(default=160, metadata=_check(lambda v: v >= 2, ">= 2"))
     test_songs: int = field(default=30, metadata=_check(lambda v: v >= 1, ">= 1"))
     seconds: float = field(default=8.0, metadata=_check(lambda v: v >= 1, ">= 1"))
+    """Length of every training song."""
+    test_seconds: float = field(default=16.0, metadata=_check(lambda v: v >= 1, ">= 1"))
+    """Length of every clean test song."""
+    seed: int = field(default=0, metadata=_non_negative())
+    """The songs' own seed: a replicate of the pipeline (``seed``) keeps the same songs, so that every run scores
+    the same test songs (songs crossed with runs)."""
 
 
 @dataclass(frozen=True)
@@ -193,6 +203,8 @@ class RefineParams:
 
     def root(self, table: str) -> str:
         """The index table (``noisy`` or ``clean``) that label table ``table`` is refined from."""
+        if table == SELECTED:
+            return "clean"
         return table if table in ROOT_TABLES else self.rounds[self.chain(table.removeprefix("refined_"))[0]]
 
 
@@ -208,6 +220,8 @@ class SeparateParams:
     A replicate of a separator run changes this alone, so nothing upstream reruns."""
     models: list[str] = field(default_factory=lambda: ["demucs", "xumx"])
     """Separators to train and evaluate (``train@<name>``, ``evaluate@<name>``); each has a ``separators`` block."""
+    control: str = "refined_2"
+    """The refined table whose pool membership the selection control ``selected`` copies (stage ``select``)."""
 
 
 @dataclass(frozen=True)
@@ -254,11 +268,15 @@ class EvaluateParams:
 class CompareParams:
     """``selfrefine compare``: which label tables, how many training runs each, how the intervals are drawn."""
 
-    labels: list[str] = field(default_factory=lambda: ["noisy", "refined_2", "refined_clean", "clean"])
-    seeds: int = field(default=3, metadata=_positive())
-    """Training runs per label table: ``separate.seed`` = 0 .. seeds - 1 (the unit of replication)."""
-    replicates: int = field(default=10000, metadata=_check(lambda v: v >= 100, ">= 100"))
-    """Bootstrap replicates of the hierarchical (runs, then songs) paired bootstrap."""
+    labels: list[str] = field(default_factory=lambda: ["noisy", "refined_2", "selected", "clean"])
+    seeds: int = field(default=5, metadata=_positive())
+    """Runs per label table (seeds 0 .. seeds - 1): the unit of replication, crossed with the test songs."""
+    vary: str = field(default="pipeline", metadata=_one_of("pipeline", "separators"))
+    """What a run's seed changes: ``pipeline`` sets ``seed`` (the noise draw, the classifiers, the separators; the
+    songs keep ``generate.seed``); ``separators`` sets ``separate.seed`` alone (nothing upstream reruns)."""
+    primary: list[str] = field(default_factory=lambda: ["refined_2 - noisy", "refined_2 - clean"])
+    """The contrasts declared before a run, per separator (``A - B`` of label tables): each gets its own 95 %
+    interval; every other difference is exploratory and carries a Holm-adjusted p-value."""
     jobs: int = field(default=1, metadata=_positive())
     """DVC queue workers (``dvc queue start -j``): experiments run at once, each with its own memory and GPU use."""
     aliases: dict[str, str] = field(
@@ -295,7 +313,8 @@ class StudyParams:
     stop_changed: float = field(default=0.02, metadata=_unit())
     """iterations' stopping rule (noisy data only): stop at the first round from 2 on that changes the label set
     of fewer than this share of the stems."""
-    replicates: int = field(default=2000, metadata=_check(lambda v: v >= 100, ">= 100"))
+    vary: str = field(default="separators", metadata=_one_of("pipeline", "separators"))
+    """As ``compare.vary``: what a run's seed changes."""
     jobs: int = field(default=1, metadata=_positive())
 
 
@@ -331,8 +350,8 @@ class Params:
     """One block per separator (a module of :mod:`selfrefine.models.separators`)."""
 
     def label_tables(self) -> list[str]:
-        """Every label table the pipeline writes: the index's two and one per refinement round."""
-        return [*ROOT_TABLES, *(refined_table(r) for r in self.refine.rounds)]
+        """Every label table the pipeline writes: the index's two, one per refinement round, and the selection control."""
+        return [*ROOT_TABLES, *(refined_table(r) for r in self.refine.rounds), SELECTED]
 
 
 def _type_ok(value: Any, hint: Any) -> tuple[bool, Any]:
@@ -451,6 +470,17 @@ def _validate(params: Params) -> Params:
         )
     if "noisy" not in params.compare.labels:
         raise ParamsError("compare.labels: needs noisy (every other table is set against it)")
+    if not params.separate.control.startswith("refined_") or params.separate.control not in params.label_tables():
+        refined = [t for t in params.label_tables() if t.startswith("refined_")]
+        raise ParamsError(
+            f"separate.control: '{params.separate.control}' is not a refined table; use one of {', '.join(refined)}"
+        )
+    for contrast in params.compare.primary:
+        sides = [side.strip() for side in contrast.split(" - ")]
+        if len(sides) != 2 or any(side not in params.label_tables() for side in sides):
+            raise ParamsError(
+                f"compare.primary: '{contrast}' is not 'A - B' of two label tables ({', '.join(params.label_tables())})"
+            )
     for name in params.separate.models:
         if name not in params.separators:
             raise ParamsError(f"separate.models: '{name}' has no block; add separators.{name} (model and train)")

@@ -68,7 +68,7 @@ def stem_cache() -> Path:
 
 
 def label_table(name: str) -> Path:
-    """Label table ``name``: ``noisy``, ``clean`` or ``refined_<round>``."""
+    """Label table ``name``: ``noisy``, ``clean``, ``refined_<round>`` or ``selected``."""
     return Path("data/labels") / f"{name}.csv"
 
 
@@ -140,6 +140,8 @@ def producer(path: str | Path) -> str | None:
     if p == NOISY or NOISY in p.parents:
         return "corrupt"
     if p.parent == Path("data/labels"):
+        if p.stem == "selected":
+            return "select"
         return "corrupt" if p.stem in ("noisy", "clean") else f"refine@{p.stem.removeprefix('refined_')}"
     if Path("models/classifier") in p.parents:
         return f"classify@{p.relative_to('models/classifier').parts[0]}"

@@ -67,6 +67,22 @@ def write_label_table(path: str | Path, stems: Sequence[LabelledStem], extra: Se
     write_csv(path, rows, columns)
 
 
+def build_pools(stems: list[LabelledStem], policy: str, among: list[int]) -> dict[str, list[int]]:
+    """``{class: [stem index, ...]}`` of the stems ``among`` under ``policy`` (``separate.pool``).
+
+    ``single``: a stem joins the pool of class ``c`` when its label set is exactly ``{c}``; ``named``: a stem joins
+    the pool of its file-name class when its label set contains that class.
+    """
+    pools: dict[str, list[int]] = {c: [] for c in CLASSES}
+    for i in among:
+        s = stems[i]
+        if policy == "single" and len(s.labels) == 1:
+            pools[next(iter(s.labels))].append(i)
+        elif policy == "named" and s.stem in s.labels:
+            pools[s.stem].append(i)
+    return pools
+
+
 def split_songs(
     stems: list[LabelledStem], val_fraction: float, seed: int, key: str = "val_fraction"
 ) -> tuple[list[int], list[int]]:

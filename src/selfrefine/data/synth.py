@@ -163,6 +163,7 @@ def generate_dataset(
     sample_rate: int,
     channels: int,
     seed: int,
+    test_seconds: float | None = None,
 ) -> None:
     """Write a synthetic dataset in the MUSDB18-HQ layout, atomically.
 
@@ -175,10 +176,11 @@ def generate_dataset(
         root: dataset folder.
         train_songs: number of training songs.
         test_songs: number of test songs.
-        seconds: length of every song.
+        seconds: length of every training song.
         sample_rate: samples per second.
         channels: 1 or 2.
         seed: dataset seed.
+        test_seconds: length of every test song (default: ``seconds``).
 
     Raises:
         ValueError: a negative song count, or an argument :func:`synthesize_song` rejects.
@@ -187,21 +189,20 @@ def generate_dataset(
         raise ValueError(f"song counts must be non-negative, got {train_songs} train and {test_songs} test")
     total = train_songs + test_songs
     song_seeds = [int(s.generate_state(1, np.uint64)[0]) for s in np.random.SeedSequence(seed).spawn(total)]
+    test_seconds = seconds if test_seconds is None else test_seconds
     logger.info(
-        "synthesising %d train + %d test songs of %.1f s at %d Hz, %d channel(s) into %s",
-        train_songs,
-        test_songs,
-        seconds,
-        sample_rate,
-        channels,
-        root,
-    )
+        "synthesising %d train songs of %.1f s + %d test songs of %.1f s at %d Hz, %d channel(s) into %s",
+        train_songs, seconds, test_songs, test_seconds, sample_rate, channels, root,
+    )  # fmt: skip
     done = 0
     with atomic_dir(root) as tmp:
-        for split, count, first in (("train", train_songs, 0), ("test", test_songs, train_songs)):
+        for split, count, first, length in (
+            ("train", train_songs, 0, seconds),
+            ("test", test_songs, train_songs, test_seconds),
+        ):
             (tmp / split).mkdir()
             for i in range(count):
-                stems = synthesize_song(song_seeds[first + i], seconds, sample_rate, channels)
+                stems = synthesize_song(song_seeds[first + i], length, sample_rate, channels)
                 for name, audio in stems.items():
                     write_audio(tmp / split / f"{split}_{i:04d}" / f"{name}.wav", audio, sample_rate)
                 done += 1

@@ -1,13 +1,14 @@
 """``selfrefine compare``: the same separators trained on noisy, refined and clean labels, with intervals.
 
-Queues one DVC experiment per label table and training seed (``dvc exp run --queue -S separate.labels=<t>
--S separate.seed=<k>``; ``compare.labels`` x ``compare.seeds``), runs the queue (``dvc queue start``: each
+Queues one DVC experiment per label table and run (``dvc exp run --queue -S separate.labels=<t> -S seed=<k>``;
+``compare.labels`` x ``compare.seeds``; ``compare.vary: separators`` sets ``separate.seed=<k>`` instead), runs the queue (``dvc queue start``: each
 experiment restores every stage it shares with the committed run from DVC's run cache, so only the
 separators and their evaluation rerun), and keeps every experiment's per-song, per-source scores in the
 repository (``metrics/compare/<model>.csv``, read from the experiment's commit). :func:`tabulate` then
 computes, from those files alone, each table's mean global SDR with a 95 % interval and each refined table
-against noisy and as a share of the noisy -> clean gap, by the paired hierarchical bootstrap of
-:mod:`selfrefine.evaluation.intervals`; and writes ``metrics/compare.json``, ``metrics/compare.md``,
+against noisy and as a share of the noisy -> clean gap, by the crossed (runs x songs) analysis of
+:mod:`selfrefine.evaluation.intervals`, the contrasts of ``compare.primary`` as declared and every other one as
+exploratory (Holm-adjusted); and writes ``metrics/compare.json``, ``metrics/compare.md``,
 ``plots/compare.png``, the results section of ``docs/results.md`` and the README's headline
 (``selfrefine compare --tabulate`` redoes just that).
 
@@ -37,9 +38,18 @@ import yaml
 from selfrefine import CLASSES, paths
 from selfrefine.config import Params, ParamsError, merge_into, parse_params
 from selfrefine.errors import UserError
-from selfrefine.evaluation.intervals import bootstrap_means, compare_conditions, interval
+from selfrefine.evaluation.intervals import METHOD, compare_conditions, crossed, difference, holm
 from selfrefine.experiments.compare_docs import compare_plot, headline, interval_rows, markdown, results_section
-from selfrefine.experiments.queue import batch_times, output, run_batch, slug, song_scores, stamp_time, tracked_roots
+from selfrefine.experiments.queue import (
+    SEED_KEYS,
+    batch_times,
+    output,
+    run_batch,
+    slug,
+    song_scores,
+    stamp_time,
+    tracked_roots,
+)
 from selfrefine.experiments.report import SCORE_COLUMNS, song_matrix, update_section
 from selfrefine.outputs import read_csv, write_csv, write_json, write_text
 
@@ -55,7 +65,7 @@ FOLDER = paths.COMPARE
 _TARGETS = ("summarize",)
 
 #: Params that ``compare`` itself sets per experiment; a condition may not override them.
-_OWN_KEYS = ("separate.labels", "separate.seed")
+_OWN_KEYS = ("separate.labels", *SEED_KEYS.values())
 
 
 @dataclass(frozen=True)
@@ -71,9 +81,9 @@ class Condition:
         """The name in a form git accepts in a ref (experiment names)."""
         return slug(self.name)
 
-    def set_args(self, seed: int) -> list[str]:
-        """``dvc exp run`` arguments of this condition's training run ``seed``."""
-        pairs = [("separate.labels", self.table), ("separate.seed", str(seed)), *self.overrides]
+    def set_args(self, seed: int, vary: str = "pipeline") -> list[str]:
+        """``dvc exp run`` arguments of this condition's run ``seed`` (``vary``: what the seed sets, :data:`SEED_KEYS`)."""
+        pairs = [("separate.labels", self.table), (SEED_KEYS[vary], str(seed)), *self.overrides]
         return [arg for key, value in pairs for arg in ("-S", f"{key}={value}")]
 
 
@@ -147,6 +157,7 @@ def run_comparison(
     params_path: Path = paths.PARAMS,
     jobs: int | None = None,
     shard: tuple[int, int] | None = None,
+    vary: str | None = None,
 ) -> dict:
     """Queue, run and keep one experiment per condition and seed, then :func:`tabulate` (see module docstring).
 
@@ -156,32 +167,41 @@ def run_comparison(
     experiment finished, queues none, and keeps and tabulates them.
 
     Args:
-        params: the committed params (models, label tables, bootstrap settings).
+        params: the committed params (models, label tables, primary contrasts).
         labels: conditions to compare (label tables, optionally ``@key=value`` overrides: :func:`parse_condition`).
             ``noisy`` must be among them or already kept with the same seeds.
-        seeds: training runs per condition (``separate.seed`` 0 .. seeds - 1).
+        seeds: runs per condition (seeds 0 .. seeds - 1).
         stamp: names the batch; reusing the stamp of an interrupted comparison queues only the experiments
             that have not finished. Default: now.
         poll_seconds: how often the queue is checked.
         params_path: the params file the overrides are validated against.
         jobs: queue workers running experiments at once (default: ``compare.jobs``).
         shard: ``(i, n)``: run the i-th of n shares of the batch (0-based); needs ``stamp``.
+        vary: what a run's seed sets (``pipeline`` or ``separators``; default ``compare.vary``). Every kept
+            condition must have been run the same way (their runs are paired).
 
     Returns:
         The comparison's table (:func:`tabulate`), or with ``shard`` the names of the shard's experiments.
     """
     models = params.separate.models
     jobs = jobs or params.compare.jobs
+    vary = vary or params.compare.vary
     raw = yaml.safe_load(params_path.read_text()) if params_path.is_file() else None
     conditions = [parse_condition(text, params, raw) for text in dict.fromkeys(labels)]
     kept = {m: read_csv(FOLDER / f"{m}.csv") if (FOLDER / f"{m}.csv").is_file() else [] for m in models}
     if "noisy" not in labels:
-        runs = {int(r["seed"]) for r in kept[models[0]] if r["labels"] == "noisy"}
+        runs = {int(r["seed"]) for r in kept[models[0]] if r["labels"] == "noisy" and _vary(r) == vary}
         if runs != set(range(seeds)):
             raise UserError(
                 "--labels: needs noisy (every other condition is set against it), unless metrics/compare/ "
-                f"already holds noisy runs with seeds 0..{seeds - 1}"
+                f"already holds noisy runs with seeds 0..{seeds - 1} (vary: {vary})"
             )
+    other = {_vary(r) for m in models for r in kept[m] if r["labels"] not in labels} - {vary}
+    if other:
+        raise UserError(
+            f"metrics/compare/: kept conditions were run with vary: {other.pop()}, this batch with {vary}; their runs "
+            "are not paired: rerun them (--labels) with this vary, or move metrics/compare/ aside"
+        )
     tracked_roots([params.data.root, params.data.test_root])
     stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
     queued = stamp_time(stamp)
@@ -192,7 +212,7 @@ def run_comparison(
     resume = f"`selfrefine compare --stamp {stamp}` with the same --labels and --seeds" + (
         f" and --shard {i}/{n}" if shard else " (less a failed condition) collects the rest"
     )
-    args = {(name, k): [*by_name[name].set_args(k), *_TARGETS] for name, k in mine}
+    args = {(name, k): [*by_name[name].set_args(k, vary), *_TARGETS] for name, k in mine}
     found = run_batch(mine, args, [paths.SUMMARY.as_posix()], jobs, resume, poll_seconds)
     if shard is not None:
         log.info(
@@ -203,8 +223,8 @@ def run_comparison(
         )  # fmt: skip
         return {"shard": [i, n], "experiments": list(mine.values())}
     for model in models:
-        rows = [r for r in kept[model] if r["labels"] not in by_name] + [
-            {"labels": name, "seed": seed, **{k: r[k] for k in SCORE_COLUMNS[2:]}}
+        rows = [{**r, "vary": _vary(r)} for r in kept[model] if r["labels"] not in by_name] + [
+            {"labels": name, "seed": seed, **{k: r[k] for k in SCORE_COLUMNS[2:-1]}, "vary": vary}
             for (name, seed), node in sorted(found.items())
             for r in song_scores(node["rev"], model)
         ]
@@ -235,6 +255,11 @@ def run_comparison(
     return tabulate(params)
 
 
+def _vary(row: dict) -> str:
+    """What a kept score's run seed set (rows kept before ``vary`` was recorded varied the separators)."""
+    return row.get("vary") or "separators"
+
+
 def _batches(batch: dict) -> dict:
     """``batch.json`` as ``{"experiments": {...}, "batches": [...]}``, upgrading the one-batch format."""
     if "batches" in batch:
@@ -254,7 +279,7 @@ def _batches(batch: dict) -> dict:
 def tabulate(params: Params, folder: Path = FOLDER) -> dict:
     """Intervals from the kept per-song scores; writes compare.json / .md, the plot, docs/results.md's results
     section and the README's headline."""
-    table: dict[str, Any] = {"models": {}, "level": 0.95, "replicates": params.compare.replicates}
+    table: dict[str, Any] = {"models": {}, "level": 0.95, "method": METHOD, "primary": list(params.compare.primary)}
     for model in params.separate.models:
         path = folder / f"{model}.csv"
         if not path.is_file():
@@ -263,15 +288,17 @@ def tabulate(params: Params, folder: Path = FOLDER) -> dict:
         labels = list(dict.fromkeys(r["labels"] for r in rows))
         if "noisy" not in labels:
             raise UserError(f"{path}: no noisy runs to set the other conditions against; run compare with noisy")
+        varies = {_vary(r) for r in rows}
+        if len(varies) != 1:
+            raise UserError(f"{path}: conditions run with different vary ({', '.join(sorted(varies))}); rerun compare")
         matrices = {t: song_matrix(rows, t) for t in labels}
         shapes = {t: (m[1], m[2]) for t, m in matrices.items()}
         if len({(tuple(a), tuple(b)) for a, b in shapes.values()}) != 1:
             raise UserError(f"{path}: the label tables were not run with the same seeds and songs; rerun compare")
         injected = [t for t in labels if _injected(t)]
         refined = [t for t in labels if t not in ("noisy", "clean", *injected)]
-        result = compare_conditions(
-            {t: m[0] for t, m in matrices.items()}, refined, params.compare.replicates, params.seed
-        )
+        scores = {t: m[0] for t, m in matrices.items()}
+        result = compare_conditions(scores, refined)
         seeds, songs = next(iter(shapes.values()))
         per_source = {
             t: {
@@ -286,21 +313,28 @@ def tabulate(params: Params, folder: Path = FOLDER) -> dict:
         if judged:
             entry["refined"] = judged
             entry["refined_minus_noisy"] = result["differences"][judged]["minus_noisy"]
-            if "gap_closed" in result["differences"][judged]:
+            if "clean" in labels:
+                entry["refined_minus_clean"] = result["differences"][judged]["minus_clean"]
                 entry["gap_closed"] = result["differences"][judged]["gap_closed"]
         if injected and "clean" in labels:
-            entry["against_clean"] = against_clean(rows, ["noisy", *injected], params.compare.replicates, params.seed)
+            entry["against_clean"] = against_clean(rows, ["noisy", *injected])
         entry.update(
             {
+                "contrasts": contrasts(rows, labels, params.compare.primary, injected, judged),
                 "differences": result["differences"],
                 "clean_minus_noisy": result.get("clean_minus_noisy"),
                 "per_source": per_source,
                 "bsseval_sdr": bsseval,
                 "runs": {t: [round(float(v), 4) for v in m[0].mean(axis=1)] for t, m in matrices.items()},
                 "seeds": seeds,
+                "replicates": len(seeds),
+                "vary": varies.pop(),
                 "songs": len(songs),
+                "coverage_checked": len(seeds) > 1,
             }
         )
+        if judged and "clean" in labels:
+            entry["variance"] = crossed(scores[judged] - scores["noisy"]).components
         table["models"][model] = entry
     batch, quality = folder / "batch.json", folder / "labels.json"
     table["batch"] = _batches(json.loads(batch.read_text())) if batch.is_file() else None
@@ -322,6 +356,38 @@ def tabulate(params: Params, folder: Path = FOLDER) -> dict:
     return table
 
 
+def contrasts(
+    rows: list[dict], labels: list[str], primary: list[str], injected: list[str], refined: str | None = None
+) -> list[dict]:
+    """The differences a comparison reports, globally and per source, primary or exploratory.
+
+    The declared contrasts (``compare.primary``, ``A - B``) among ``labels`` come first, each with its own 95 %
+    interval. The exploratory family: every other table against noisy and against clean (``clean - noisy``
+    included), and ``refined`` against the selection control ``selected``; the injected-noise conditions are left
+    to :func:`against_clean`. Each exploratory contrast carries a Holm-adjusted p-value over that family.
+
+    Returns:
+        ``[{"contrast": "A - B", "primary": bool, "global": {...}, "<source>": {...}, "p_holm": float}]``.
+    """
+    methods = [t for t in labels if t not in injected]
+    declared = [tuple(c.split(" - ")) for c in primary]
+    declared = [(a, b) for a, b in declared if a in methods and b in methods]
+    candidates = [(t, ref) for ref in ("noisy", "clean") if ref in methods for t in methods if t not in ("noisy", ref)]
+    if refined in methods and "selected" in methods and refined != "selected":
+        candidates.append((refined, "selected"))
+    others = [pair for pair in dict.fromkeys(candidates) if pair not in declared and pair[::-1] not in declared]
+    out = []
+    for a, b in [*declared, *others]:
+        item: dict[str, Any] = {"contrast": f"{a} - {b}", "primary": (a, b) in declared}
+        for part, sources in [("global", CLASSES), *((c, (c,)) for c in CLASSES)]:
+            item[part] = difference(song_matrix(rows, a, sources=sources)[0], song_matrix(rows, b, sources=sources)[0])
+        out.append(item)
+    exploratory = [c for c in out if not c["primary"]]
+    for c, p in zip(exploratory, holm([c["global"]["p"] for c in exploratory]), strict=True):
+        c["p_holm"] = p
+    return out
+
+
 def _injected(condition: str) -> bool:
     """Whether a condition is noisy labels with other injected noise (only ``noise.*`` overrides), not a method
     (a refined table, or noisy labels with a method's overrides such as a noise-robust loss)."""
@@ -329,26 +395,26 @@ def _injected(condition: str) -> bool:
     return table == "noisy" and bool(pairs) and all(p.startswith("noise.") for p in pairs)
 
 
-def against_clean(rows: list[dict], conditions: list[str], replicates: int, seed: int) -> dict:
+def against_clean(rows: list[dict], conditions: list[str]) -> dict:
     """Noise conditions (``noisy`` with injected-noise overrides, e.g. only false negatives) set against clean.
 
-    Per condition, global SDR and each source's SDR minus clean's, with 95 % intervals from the same paired
-    hierarchical bootstrap; and each pair of conditions against each other (``a − b``): the false-negative /
-    false-positive asymmetry is the pair of a merge-only and a silent-only condition at the same rate.
+    Per condition, global SDR and each source's SDR minus clean's, with 95 % intervals from the crossed analysis
+    (:mod:`selfrefine.evaluation.intervals`); and each pair of conditions against each other (``a − b``): the
+    false-negative / false-positive asymmetry is the pair of a merge-only and a silent-only condition at the same
+    rate.
 
     Returns:
-        ``{"conditions": {condition: {"global" | source: {"mean", "ci_low", "ci_high"}}},
+        ``{"conditions": {condition: {"global" | source: {"mean", "ci_low", "ci_high", "p"}}},
         "pairs": {"a − b": {...same...}}}``.
     """
     out: dict = {"conditions": {c: {} for c in conditions}, "pairs": {}}
     pairs = [(a, b) for i, a in enumerate(conditions) for b in conditions[i + 1 :]]
     for part, sources in [("global", CLASSES), *((c, (c,)) for c in CLASSES)]:
         scores = {t: song_matrix(rows, t, sources=sources)[0] for t in ["clean", *conditions]}
-        points, draws = bootstrap_means(scores, replicates, seed)
         for t in conditions:
-            out["conditions"][t][part] = interval(points[t] - points["clean"], draws[t] - draws["clean"])
+            out["conditions"][t][part] = difference(scores[t], scores["clean"])
         for a, b in pairs:
-            out["pairs"].setdefault(f"{a} − {b}", {})[part] = interval(points[a] - points[b], draws[a] - draws[b])
+            out["pairs"].setdefault(f"{a} − {b}", {})[part] = difference(scores[a], scores[b])
     return out
 
 

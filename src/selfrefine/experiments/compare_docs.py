@@ -49,6 +49,25 @@ def markdown(table: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def contrast_markdown(table: dict) -> str:
+    """Every contrast, globally and per source, with its 95 % interval: the primary ones first, then the
+    exploratory ones with their Holm-adjusted p (empty when no table holds contrasts)."""
+    lines = []
+    names = _names(table)
+    for model, entry in table["models"].items():
+        for c in entry.get("contrasts", []):
+            if not lines:
+                lines = [
+                    "| model | contrast (dB) | kind | global [95 % CI] | " + " | ".join(CLASSES) + " |",
+                    "|---" * (len(CLASSES) + 4) + "|",
+                ]
+            name = " − ".join(display(t, names) for t in c["contrast"].split(" - "))
+            kind = "primary" if c["primary"] else f"exploratory (Holm p {_p(c['p_holm'])})"
+            cells = [f"**{ci_text(c['global'])}**", *(ci_text(c[source]) for source in CLASSES)]
+            lines.append(f"| {model} | {name} | {kind} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n" if lines else ""
+
+
 def noise_markdown(table: dict) -> str:
     """The injected-noise conditions against clean, per source with intervals (empty without such conditions)."""
     lines = []
@@ -75,39 +94,118 @@ def _side(value: dict) -> str:
     return "interval below 0" if value["ci_high"] < 0 else "interval includes 0"
 
 
+def _p(value: float) -> str:
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
 def findings(table: dict) -> list[str]:
-    """Each difference and where its interval lies, in words: per model a line, then one nested line per table."""
+    """What the intervals say, in words: per model a line, one nested line per primary contrast, then the
+    exploratory ones (with Holm-adjusted p) and the selection control.
+
+    Only a primary interval that excludes 0 is stated as an effect ("better" / "worse"); anything else reads
+    "not established"; exploratory contrasts state where their interval lies and their adjusted p, no more.
+    """
     out = []
     names = _names(table)
     for model, entry in table["models"].items():
         gap = entry.get("clean_minus_noisy")
-        head = f"**{model}** ({len(entry['seeds'])} training runs x {entry['songs']} songs)"
+        runs = f"{entry['replicates']} runs (vary: {entry['vary']}) x {entry['songs']} songs"
+        head = f"**{model}** ({runs})"
         out.append(head + (f": clean − noisy = {ci_text(gap, unit=' dB')} ({_side(gap)})." if gap else ":"))
-        for labels, diff in entry["differences"].items():
-            d = diff["minus_noisy"]
-            text = f"  - {display(labels, names)} − noisy = {ci_text(d, unit=' dB')} ({_side(d)})"
-            if "gap_closed" in diff:
-                c = diff["minus_clean"]
-                text += f"; gap closed {pct_text(diff['gap_closed'])}; − clean = {ci_text(c, unit=' dB')} ({_side(c)})"
-            out.append(text + ".")
+        if not entry.get("coverage_checked", False):
+            out.append("  - One run: the intervals span songs only; their coverage is not checked.")
+        for c in entry.get("contrasts", []):
+            a, b = (display(t, names) for t in c["contrast"].split(" - "))
+            d = c["global"]
+            if c["primary"]:
+                verdict = (
+                    f"{a} better than {b}"
+                    if d["ci_low"] > 0
+                    else f"{a} worse than {b}"
+                    if d["ci_high"] < 0
+                    else f"a difference between {a} and {b} is not established"
+                )
+                out.append(f"  - primary: {a} − {b} = {ci_text(d, unit=' dB')}: {verdict}.")
+        if entry.get("gap_closed"):
+            out.append(f"  - share of the noisy → clean gap that {display(entry['refined'], names)} closes (Fieller): "
+                       f"{pct_text(entry['gap_closed'])}.")  # fmt: skip
+        for c in entry.get("contrasts", []):
+            if not c["primary"]:
+                a, b = (display(t, names) for t in c["contrast"].split(" - "))
+                d = c["global"]
+                out.append(
+                    f"  - exploratory: {a} − {b} = {ci_text(d, unit=' dB')} ({_side(d)}; Holm p = {_p(c['p_holm'])})."
+                )
+        control = selection_text(entry, names)
+        if control:
+            out.append(f"  - {control}")
     return out
+
+
+def selection_text(entry: dict, names: dict[str, str]) -> str:
+    """What the selection control says about the refined table's standing against clean labels (empty without it).
+
+    ``selected`` holds clean labels on only the stems the refined table's pools keep. Where the refined table is
+    better than clean (its primary interval above 0) and ``selected`` too is above clean while refined - selected
+    includes 0, the gain over clean is data selection; where refined - selected is above 0, it is more than that.
+    """
+    by_name = {c["contrast"]: c["global"] for c in entry.get("contrasts", [])}
+    refined = entry.get("refined")
+    versus = by_name.get(f"{refined} - selected") or _negated(by_name.get(f"selected - {refined}"))
+    against = by_name.get("selected - clean") or _negated(by_name.get("clean - selected"))
+    primary = entry.get("refined_minus_clean")
+    if not (refined and versus and against and primary):
+        return ""
+    r = display(refined, names)
+    text = (
+        f"selection control (clean labels on only the stems {r}'s pools keep): {r} − selected = "
+        f"{ci_text(versus, unit=' dB')} ({_side(versus)}), selected − clean = {ci_text(against, unit=' dB')} "
+        f"({_side(against)})"
+    )
+    if primary["ci_low"] > 0 and against["ci_low"] > 0 and versus["ci_low"] <= 0 <= versus["ci_high"]:
+        return text + f": {r}'s gain over clean labels is data selection (the control gains as much)."
+    if primary["ci_low"] > 0 and versus["ci_low"] > 0:
+        return text + f": {r} beats the control too, so its gain over clean is more than data selection."
+    return text + "."
+
+
+def _negated(value: dict | None) -> dict | None:
+    if value is None:
+        return None
+    return {**value, "mean": -value["mean"], "ci_low": -value["ci_high"], "ci_high": -value["ci_low"]}
 
 
 def results_section(table: dict, rounds: list[str]) -> str:
     """docs/results.md's results section: generated from the comparison and the committed metrics."""
     parts = [
         "Produced by `selfrefine compare`; `selfrefine compare --tabulate` regenerates it from the kept per-song",
-        "scores (`metrics/compare/*.csv`). Global SDR in dB: mean over training runs (`separate.seed`) and clean",
-        "test songs of the per-song mean over sources, with a nominal 95 % interval from a paired hierarchical",
-        f"bootstrap ({table['replicates']} replicates: runs with replacement, then songs within each run; every",
-        "table on the same draws). Its coverage has not been checked: every run scores the same songs (songs are",
-        "crossed with runs, not nested in them), so the intervals are likely too narrow, and an interval that",
-        "only just excludes 0 does not establish an effect. Per source: mean over runs and songs. BSSEval v4:",
+        "scores (`metrics/compare/*.csv`). Global SDR in dB: mean over runs and clean test songs of the per-song",
+        f"mean over sources. Intervals: nominal 95 %, {table['method']} (`selfrefine.evaluation.intervals`): every",
+        "run scores the same songs, so runs and songs are crossed random effects; the method's coverage is checked",
+        "by simulation with the variance components measured here (`benchmarks/results/coverage.json`). The",
+        f"contrasts declared before the runs (`compare.primary`: {', '.join(table.get('primary', []))}) are",
+        "primary; every other difference is exploratory. Per source: mean over runs and songs. BSSEval v4:",
         "museval's SDR, median over songs per source, averaged over sources, mean over runs.",
         "",
         markdown(table),
         *(line if line.startswith("  ") else f"- {line}" for line in findings(table)),
     ]
+    contrast = contrast_markdown(table)
+    if contrast:
+        parts += ["", "Every contrast, globally and per source (runs and songs paired):", "", contrast]
+    variance = {m: e["variance"] for m, e in table["models"].items() if "variance" in e}
+    if variance:
+        parts += [
+            "",
+            "Variance components of refined − noisy (dB², method of moments): "
+            + "; ".join(
+                f"{m} ({table['models'][m]['vary']}): run {v['run']:.4f}, song {v['song']:.4f}, residual "
+                f"{v['residual']:.4f}"
+                for m, v in variance.items()
+            )
+            + ". With `vary: pipeline` the run part holds the refinement's and the separators' run-to-run spread"
+            " together; with `vary: separators`, the separators' alone.",
+        ]
     noise = noise_markdown(table)
     if noise:
         parts += [
@@ -160,10 +258,12 @@ def _label_line(rounds: dict[str, str]) -> str:
 
 
 def headline(table: dict, rounds: dict[str, str]) -> str:
-    """The README's results headline: per separator, noisy / refined / clean global SDR and the gap closed."""
+    """The README's results headline: per separator, noisy / refined / clean global SDR, the primary contrasts
+    and the gap closed."""
     lines = [
-        "| separator | noisy labels | refined labels | clean labels | refined − noisy | gap closed | runs x songs |",
-        "|---|---|---|---|---|---|---|",
+        "| separator | noisy labels | refined labels | clean labels | refined − noisy | refined − clean | gap closed "
+        "| runs x songs |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for model, entry in table["models"].items():
         refined = entry.get("refined")
@@ -173,16 +273,38 @@ def headline(table: dict, rounds: dict[str, str]) -> str:
             f"{ci_text(entry[refined])} ({display(refined, _names(table))})" if refined else "not run",
             ci_text(entry["clean"]) if "clean" in entry else "not run",
             ci_text(entry["refined_minus_noisy"]) if refined else "",
+            ci_text(entry["refined_minus_clean"]) if "refined_minus_clean" in entry else "",
             pct_text(entry["gap_closed"]) if "gap_closed" in entry else "",
-            f"{len(entry['seeds'])} x {entry['songs']}",
+            f"{entry['replicates']} x {entry['songs']}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    varies = {e["vary"] for e in table["models"].values()}
+    what = (
+        "a run replicates the whole method (noise draw, classifiers, separators) on the same songs"
+        if varies == {"pipeline"}
+        else "a run is a separator seed; the noise draw and the classifiers are one realisation"
+    )
+    statements, model = [], ""
+    for line in findings(table):
+        if line.startswith("**"):
+            model = line.split("**")[1]
+        elif line.startswith("  - primary: "):
+            statements.append(f"- {model}: {line.removeprefix('  - primary: ')}")
     return "\n".join(
         [
             *lines,
             "",
-            "Global SDR in dB on the clean test songs, nominal 95 % intervals whose coverage is not yet checked",
-            f"(details, ablations and caveats: [docs/results.md]({paths.RESULTS_DOC.as_posix()})).",
+            f"Global SDR in dB on the clean test songs; {what}. Nominal 95 % intervals: {table['method']} "
+            + (
+                "(coverage checked by simulation)."
+                if all(e.get("coverage_checked") for e in table["models"].values())
+                else "(with one run they span songs only: coverage not checked)."
+            ),
+            "Primary contrasts, declared in `compare.primary`:",
+            "",
+            *statements,
+            "",
+            f"Details, the selection control, ablations and caveats: [docs/results.md]({paths.RESULTS_DOC.as_posix()}).",
             "",
             _label_line(rounds),
         ]

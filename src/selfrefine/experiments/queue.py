@@ -141,6 +141,11 @@ def output(rev: str, path: Path) -> str:
         raise DvcError(f"experiment {rev[:7]}: cannot read {path} ({err}); run it again") from None
 
 
+SEED_KEYS = {"pipeline": "seed", "separators": "separate.seed"}
+"""The param a run's seed sets, per ``compare.vary`` / ``study.vary``: ``seed`` replicates the whole pipeline
+(noise draw, classifiers, separators; the songs keep ``generate.seed``), ``separate.seed`` the separators alone."""
+
+
 def song_scores(rev: str, model: str) -> list[dict]:
     """An experiment's per-song, per-source scores of separator ``model`` (``plots/separation/``, a DVC output)."""
     return list(csv.DictReader(io.StringIO(output(rev, paths.separation_plots(model) / "songs.csv"))))

@@ -20,8 +20,9 @@ from selfrefine import CLASSES
 from selfrefine.errors import UserError
 from selfrefine.outputs import write_text
 
-SCORE_COLUMNS = ["labels", "seed", "song", "source", "global_sdr", "sdr"]
-"""One kept score: a condition's training run ``seed`` on one test song and source (global SDR, BSSEval SDR)."""
+SCORE_COLUMNS = ["labels", "seed", "song", "source", "global_sdr", "sdr", "vary"]
+"""One kept score: a condition's run ``seed`` on one test song and source (global SDR, BSSEval SDR), and what the
+run's seed set (``vary``: ``pipeline`` or ``separators``)."""
 
 
 def song_matrix(
@@ -46,7 +47,10 @@ def ci_text(value: dict, scale: float = 1.0, unit: str = "") -> str:
 
 
 def pct_text(value: dict) -> str:
-    """An interval of a share as ``mean % [low, high]``, whole percents."""
+    """An interval of a share as ``mean % [low, high]``, whole percents; ``undefined`` where it has no bounds (a
+    Fieller interval whose denominator's interval includes 0)."""
+    if value.get("undefined"):
+        return f"{100 * value['mean']:.0f} % [undefined: clean − noisy includes 0]"
     return f"{100 * value['mean']:.0f} % [{100 * value['ci_low']:.0f}, {100 * value['ci_high']:.0f}]"
 
 

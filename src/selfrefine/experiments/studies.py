@@ -14,7 +14,7 @@ where the point changes those (noise-rate; the other two studies share one noisy
 ``study.seeds`` runs each. From the per-song scores and the refinement metrics kept under
 ``metrics/studies/<study>/``, :func:`tabulate` writes ``metrics/studies/<study>.json`` (per point: label
 accuracy, detection precision / recall, and SDR, the gain over noisy and the share of the noisy -> clean gap
-closed with 95 % intervals from the paired hierarchical bootstrap), ``plots/studies/<study>.png`` and the study's
+closed with 95 % intervals from the crossed runs x songs analysis of :mod:`selfrefine.evaluation.intervals`), ``plots/studies/<study>.png`` and the study's
 section of ``docs/studies.md``.
 """
 
@@ -36,8 +36,17 @@ import numpy as np
 from selfrefine import paths
 from selfrefine.config import STUDIES, NoiseKinds, Params
 from selfrefine.errors import UserError
-from selfrefine.evaluation.intervals import compare_conditions
-from selfrefine.experiments.queue import batch_times, output, run_batch, slug, song_scores, stamp_time, tracked_roots
+from selfrefine.evaluation.intervals import METHOD, compare_conditions, holm
+from selfrefine.experiments.queue import (
+    SEED_KEYS,
+    batch_times,
+    output,
+    run_batch,
+    slug,
+    song_scores,
+    stamp_time,
+    tracked_roots,
+)
 from selfrefine.experiments.report import (
     SCORE_COLUMNS,
     batch_text,
@@ -118,12 +127,14 @@ def experiment_name(study: str, point: str, table: str, seed: int, stamp: str) -
     return f"study-{study}-{slug(point)}-{table}-s{seed}-{stamp}"
 
 
-def set_args(overrides: tuple[tuple[str, str], ...], table: str, seed: int, models: list[str]) -> list[str]:
-    """``dvc exp run`` arguments of one training run (and its evaluation, the target)."""
+def set_args(
+    overrides: tuple[tuple[str, str], ...], table: str, seed: int, models: list[str], vary: str = "separators"
+) -> list[str]:
+    """``dvc exp run`` arguments of one run (and its evaluation, the target); ``vary``: what the seed sets."""
     pairs = [
         *overrides,
         ("separate.labels", table),
-        ("separate.seed", str(seed)),
+        (SEED_KEYS[vary], str(seed)),
         ("separate.models", "[" + ",".join(models) + "]"),
     ]
     return [*(arg for key, value in pairs for arg in ("-S", f"{key}={value}")), "summarize"]
@@ -191,7 +202,7 @@ def run_study(
     refused: dict[tuple[str, str, int], str] = {}
     found = run_batch(
         names,
-        {(pt, t, k): set_args(conditions[(pt, t)], t, k, models) for pt, t, k in names},
+        {(pt, t, k): set_args(conditions[(pt, t)], t, k, models, params.study.vary) for pt, t, k in names},
         [paths.SUMMARY.as_posix()],
         jobs or params.study.jobs,
         resume,
@@ -213,7 +224,7 @@ def run_study(
     folder = FOLDER / study
     for model in models:
         rows = [
-            {"point": pt, "labels": t, "seed": k, **{c: r[c] for c in SCORE_COLUMNS[2:]}}
+            {"point": pt, "labels": t, "seed": k, **{c: r[c] for c in SCORE_COLUMNS[2:-1]}, "vary": params.study.vary}
             for (pt, t, k), node in sorted(found.items())
             if pt not in failed
             for r in song_scores(node["rev"], model)
@@ -281,7 +292,7 @@ def tabulate(params: Params, study: str, folder: Path = FOLDER) -> dict:
     result: dict[str, Any] = {
         "study": study,
         "level": 0.95,
-        "replicates": params.study.replicates,
+        "method": METHOD,
         "models": params.study.models,
         "batch": json.loads(batch.read_text()) if batch.is_file() else None,
         "points": [],
@@ -317,9 +328,7 @@ def tabulate(params: Params, study: str, folder: Path = FOLDER) -> dict:
                 raise UserError(
                     f"{kept / model}.csv: point '{p.name}' was not run with its references' seeds and songs"
                 )
-            r = compare_conditions(
-                {t: m[0] for t, m in matrices.items()}, ["refined"], params.study.replicates, params.seed
-            )
+            r = compare_conditions({t: m[0] for t, m in matrices.items()}, ["refined"])
             entry["models"][model] = {
                 "noisy": r["noisy"],
                 "refined": r["refined"],
@@ -337,6 +346,12 @@ def tabulate(params: Params, study: str, folder: Path = FOLDER) -> dict:
             "changed_below": params.study.stop_changed,
             "round": stopping_round(by_round, params.study.stop_changed),
         }
+    result["picked"] = picked_point(study, params, result)
+    judged = [e for e in result["points"] if "refused" not in e]
+    for model in params.study.models:  # every point's gain over noisy is exploratory: one Holm family per model
+        gains = [e["models"][model]["refined_minus_noisy"] for e in judged]
+        for gain, p in zip(gains, holm([g["p"] for g in gains]), strict=True):
+            gain["p_holm"] = p
     result["findings"] = findings(result)
     write_json(folder / f"{study}.json", result)
     plot(paths.study_plot(study), result)
@@ -346,6 +361,18 @@ def tabulate(params: Params, study: str, folder: Path = FOLDER) -> dict:
         study, folder / f"{study}.json", paths.study_plot(study), paths.STUDIES_DOC,
     )  # fmt: skip
     return result
+
+
+def picked_point(study: str, params: Params, result: dict) -> str | None:
+    """The point a user would pick without the truth, which the study headlines: the round the noisy-only
+    stopping rule picks (iterations), the committed ``refine.threshold`` (threshold); none for noise-rate (the
+    noise is not a choice)."""
+    names = [e["point"] for e in result["points"]]
+    if study == "iterations":
+        return result["stopping_rule"]["round"]
+    if study == "threshold":
+        return next((n for n in names if n == f"{params.refine.threshold}"), None)
+    return None
 
 
 def _matrix(rows: list[dict], point: str, table: str, path: Path) -> tuple[np.ndarray, list[int], tuple[str, ...]]:
@@ -375,24 +402,33 @@ def findings(result: dict) -> list[str]:
             text += f", and worse than the labels they were trained on at {', '.join(worse)}"
         out.append(text + ".")
     judged = [e for e in pts if "refused" not in e]
+    picked = next((e for e in judged if e["point"] == result.get("picked")), None)
     for model in result["models"] if judged else []:
         closed = {e["point"]: e["models"][model]["gap_closed"] for e in judged}
         gain = {e["point"]: e["models"][model]["refined_minus_noisy"] for e in judged}
-        established = [p for p, g in gain.items() if g["ci_low"] > 0]
-        harmful = [p for p, g in gain.items() if g["ci_high"] < 0]
-        best = max(closed, key=lambda p: closed[p]["mean"])
-        text = (
-            f"{model}: the refined labels' gain over noisy labels has its nominal 95 % interval above 0 at "
-            f"{', '.join(established) if established else 'no point'}"
-        )
-        if harmful:
-            text += f" and below 0 at {', '.join(harmful)}"
+        text = f"{model}"
+        if picked:
+            m = picked["models"][model]
+            text += (
+                f" at {picked['point']} (the point chosen without the truth): refined − noisy = "
+                f"{ci_text(m['refined_minus_noisy'], unit=' dB')}, gap closed {pct_text(m['gap_closed'])}; "
+            )
+        else:
+            text += ": "
+        above = [p for p, g in gain.items() if g.get("p_holm", 1) < 0.05 and g["mean"] > 0]
+        below = [p for p, g in gain.items() if g.get("p_holm", 1) < 0.05 and g["mean"] < 0]
         text += (
-            f"; the largest share of the noisy → clean gap closed, {pct_text(closed[best])} at {best}, is the best of "
-            f"{len(closed)} points and so overstates that point (the intervals' coverage is not checked)"
-            if len(closed) > 1
-            else f"; it closes {pct_text(closed[best])} of the noisy → clean gap"
+            f"across the {len(gain)} points (exploratory, Holm-adjusted over them), the gain over noisy labels is "
+            f"above 0 at {', '.join(above) if above else 'no point'}"
         )
+        if below:
+            text += f" and below 0 at {', '.join(below)}"
+        if len(closed) > 1:
+            best = max(closed, key=lambda p: closed[p]["mean"])
+            text += (
+                f"; the largest share of the gap closed ({pct_text(closed[best])} at {best}) is the best of "
+                f"{len(closed)} points and so overstates that point"
+            )
         out.append(text + ".")
     refused = [e for e in pts if "refused" in e]
     if refused:
@@ -451,8 +487,8 @@ def section(result: dict) -> str:
         *(f"- {line}" for line in result["findings"]),
         "",
         markdown(result),
-        f"Separators: {', '.join(result['models'])}, {'/'.join(map(str, sorted(seeds)))} training runs per label table"
-        f" and point; nominal 95 % intervals from the paired hierarchical bootstrap ({result['replicates']} replicates)."
+        f"Separators: {', '.join(result['models'])}, {'/'.join(map(str, sorted(seeds)))} runs per label table"
+        f" and point; nominal 95 % intervals: {result.get('method', 'paired hierarchical bootstrap')}."
         f" `{paths.study_json(study).as_posix()}`; rerun with `selfrefine study {study}`.",
     ]
     if batch:
@@ -501,10 +537,15 @@ def plot(path: Path, result: dict) -> None:
     judged = [i for i, e in enumerate(pts) if "refused" not in e]
     refused = [i for i, e in enumerate(pts) if "refused" in e]
     for ax, model in zip(axes[1:], result["models"]):
-        gaps = [pts[i]["models"][model]["gap_closed"] for i in judged]
+        bounded = [i for i in judged if not pts[i]["models"][model]["gap_closed"].get("undefined")]
+        gaps = [pts[i]["models"][model]["gap_closed"] for i in bounded]
         means = [100 * g["mean"] for g in gaps]
         errors = [[100 * (g["mean"] - g["ci_low"]) for g in gaps], [100 * (g["ci_high"] - g["mean"]) for g in gaps]]
-        ax.errorbar(x[judged], means, yerr=errors, fmt="o", capsize=5, color="black", label="mean, 95 % CI")
+        ax.errorbar(x[bounded], means, yerr=errors, fmt="o", capsize=5, color="black", label="mean, 95 % CI")
+        unbounded = [i for i in judged if i not in bounded]
+        if unbounded:
+            values = [100 * pts[i]["models"][model]["gap_closed"]["mean"] for i in unbounded]
+            ax.plot(x[unbounded], values, "o", mfc="none", color="black", label="interval undefined")
         if refused:
             ax.plot(x[refused], [0] * len(refused), "x", color="tab:red", ms=10, mew=2, label="could not train")
         ax.axhline(0, color="tab:red", lw=0.8, label="noisy labels")

@@ -9,7 +9,7 @@ from selfrefine.stages.entry import main
 
 
 def run(params: Params) -> None:
-    """Synthesise ``generate.train_songs`` + ``generate.test_songs`` songs into ``data/generated``."""
+    """Synthesise ``generate.train_songs`` + ``generate.test_songs`` songs into ``data/generated`` (seed ``generate.seed``)."""
     g = params.generate
     generate_dataset(
         paths.GENERATED,
@@ -18,7 +18,8 @@ def run(params: Params) -> None:
         g.seconds,
         params.audio.sample_rate,
         params.audio.channels,
-        params.seed,
+        g.seed,
+        g.test_seconds,
     )
 
 

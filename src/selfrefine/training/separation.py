@@ -26,7 +26,7 @@ from torch import nn
 
 from selfrefine import CLASSES
 from selfrefine.data.audio import samples
-from selfrefine.data.labels import LabelledStem, split_songs
+from selfrefine.data.labels import LabelledStem, build_pools, split_songs
 from selfrefine.data.mixing import SourceMixer
 from selfrefine.data.stems import StemStore
 from selfrefine.devices import model_device
@@ -44,18 +44,6 @@ def model_kwargs(block: dict[str, Any], sample_rate: int, channels: int, segment
         "samplerate": sample_rate,
         "segment": segment_seconds,
     }
-
-
-def build_pools(stems: list[LabelledStem], policy: str, among: list[int]) -> dict[str, list[int]]:
-    """``{class: [stem index, ...]}`` of the stems ``among`` under ``policy`` (see module docstring)."""
-    pools: dict[str, list[int]] = {c: [] for c in CLASSES}
-    for i in among:
-        s = stems[i]
-        if policy == "single" and len(s.labels) == 1:
-            pools[next(iter(s.labels))].append(i)
-        elif policy == "named" and s.stem in s.labels:
-            pools[s.stem].append(i)
-    return pools
 
 
 def truncated_mean(losses: torch.Tensor, quantile: float) -> torch.Tensor:

@@ -235,7 +235,7 @@ def test_the_committed_intervals_are_recomputed_from_the_committed_per_song_scor
         ours, theirs = ([(c["contrast"], c["global"]["ci_low"], c["global"]["ci_high"]) for c in e["contrasts"]]
                         for e in (table["models"][model], entry))  # fmt: skip
         assert [c[0] for c in ours] == [c[0] for c in theirs]
-        assert [c[1:] for c in ours] == pytest.approx([c[1:] for c in theirs], abs=1e-9)
+        assert [v for c in ours for v in c[1:]] == pytest.approx([v for c in theirs for v in c[1:]], abs=1e-9)
 
 
 def test_injected_noise_conditions_are_set_against_clean_per_source(tmp_path: Path, monkeypatch) -> None:
@@ -326,3 +326,18 @@ def test_the_shards_of_a_batch_split_it_without_overlap(tmp_path: Path, monkeypa
         args = ["compare", "--shard", shard, "--params", str(ROOT / "params.yaml")] + (["--stamp", stamp] * bool(stamp))
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 1 and message in result.output, result.output
+
+
+def test_a_dvc_command_that_does_not_answer_is_a_failure_the_batch_can_retry(tmp_path: Path, monkeypatch) -> None:
+    import subprocess
+
+    from selfrefine.experiments import queue
+
+    script = tmp_path / "dvc"
+    script.write_text("#!/bin/sh\nsleep 30\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{__import__('os').environ['PATH']}")
+    monkeypatch.setattr(queue, "DVC_TIMEOUT", 0.5)
+    with pytest.raises(queue.DvcError, match=r"dvc exp show --json did not answer in 0.5 s"):
+        queue.dvc("exp", "show", "--json")
+    assert subprocess.run(["pgrep", "-f", str(script)], capture_output=True).returncode == 1, "the hung one is killed"

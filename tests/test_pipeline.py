@@ -97,6 +97,7 @@ ALL_STAGES = {
     "refine@1",
     "refine@2",
     "refine@clean",
+    "select",
     "train@demucs",
     "train@xumx",
     "evaluate@demucs",
@@ -295,7 +296,13 @@ def test_the_same_seed_gives_the_same_run_and_another_seed_other_weights(repo: P
 
 
 def test_noise_rate_change_reruns_from_corrupt_but_not_the_index(repo: Path) -> None:
-    proc = _run(repo, "dvc", "exp", "run", "-S", "noise.rate=0.5", "corrupt")
+    truth = repo / "data/noisy/truth.csv"
+    before = truth.read_text()
+    proc = _run(repo, "dvc", "exp", "run", "-S", "seed=1", "corrupt")  # what compare.vary: pipeline sets per run
+    assert _ran(proc) == {"corrupt"}, "a pipeline replicate keeps the songs (generate.seed): no generate, no index"
+    after = truth.read_text()
+    assert len(after.splitlines()) == len(before.splitlines()) and after != before, "another draw, the same stems"
+    proc = _run(repo, "dvc", "exp", "run", "-S", "seed=0", "-S", "noise.rate=0.5", "corrupt")
     assert _ran(proc) == {"corrupt"}  # a target runs only what it depends on; the index has no noise in it
     assert _metrics(repo)["metrics/noise.json"]["rate"] == pytest.approx(0.5, abs=0.05)
 
@@ -456,13 +463,18 @@ def test_compare_queues_runs_keeps_per_song_scores_and_tabulates_intervals(repo:
     # one separator (X-UMX) keeps the test short: the tables are per model, whatever the model
     _set_params(repo, separate={"pool": "named", "models": ["xumx"]})
     _run(repo, "git", "commit", "-qam", "named pools")  # queued experiments see committed files only
-    proc = _run(repo, "selfrefine", "compare", "--poll", "2", "--labels", "noisy,clean", "--seeds", "2", "--jobs", "2")
+    # separator replicates: a pipeline replicate of this tiny set can leave a pool empty (the noise draw changes);
+    # that a pipeline replicate redraws the noise and keeps the songs is the next test's
+    proc = _run(
+        repo, "selfrefine", "compare", "--poll", "2", "--labels", "noisy,clean", "--seeds", "2", "--jobs", "2",
+        "--vary", "separators",
+    )  # fmt: skip
     assert proc.stderr.count(": queued compare-") == 4
     table = json.loads((repo / "metrics" / "compare.json").read_text())
     assert list(table["models"]) == ["xumx"]
     for model in ("xumx",):
         entry = table["models"][model]
-        assert entry["seeds"] == [0, 1] and entry["songs"] == 3
+        assert entry["seeds"] == [0, 1] and entry["songs"] == 3 and entry["vary"] == "separators"
         assert entry["noisy"]["ci_low"] <= entry["noisy"]["mean"] <= entry["noisy"]["ci_high"]
         assert math.isfinite(entry["clean_minus_noisy"]["mean"])
         rows = (repo / "metrics" / "compare" / f"{model}.csv").read_text().splitlines()
@@ -662,7 +674,7 @@ def test_a_queued_threshold_grid_reruns_only_the_refinement_and_dvc_views_lead_w
         assert set(experiment["data"]["metrics"]) == {"metrics.json"}, "the one DVC metric: no timings, no curves"
     adaptive = experiments["adaptive"]["name"]
     assert _ran(_run(repo, "dvc", "queue", "logs", adaptive)) == {
-        "validate", "refine@1", "classify@2", "refine@2", "refine@clean", "summarize"
+        "validate", "refine@1", "classify@2", "refine@2", "refine@clean", "select", "summarize"
     }  # fmt: skip
     _run(repo, "dvc", "exp", "apply", adaptive)
     after = _metrics(repo)

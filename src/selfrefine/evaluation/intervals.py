@@ -55,8 +55,9 @@ class Crossed:
     """``MS_run`` (``R - 1`` degrees of freedom); with one run, 0."""
     v_song: float
     """``max(MS_song - MS_res, 0)``; with one run, the songs' variance (``S - 1`` degrees of freedom)."""
-    components: dict[str, float]
-    """Variance components (dB², method of moments, each floored at 0): ``run``, ``song``, ``residual``."""
+    components: dict[str, float | None]
+    """Variance components (dB², method of moments, each floored at 0): ``run``, ``song``, ``residual`` (with one
+    run, ``run`` and ``residual`` are ``None`` and ``song`` holds both)."""
 
     @property
     def se(self) -> float:
@@ -109,7 +110,7 @@ def crossed(table: np.ndarray) -> Crossed:
     r, s = d.shape
     if r == 1:
         var = float(d[0].var(ddof=1))
-        return Crossed(float(d.mean()), 1, s, 0.0, var, {"run": float("nan"), "song": var, "residual": float("nan")})
+        return Crossed(float(d.mean()), 1, s, 0.0, var, {"run": None, "song": var, "residual": None})
     ms_run, ms_song, ms_res = _mean_squares(d, d)
     components = {
         "run": max(0.0, (ms_run - ms_res) / s),

@@ -333,7 +333,7 @@ def tabulate(params: Params, folder: Path = FOLDER) -> dict:
                 "coverage_checked": len(seeds) > 1,
             }
         )
-        if judged and "clean" in labels:
+        if judged and len(seeds) > 1:
             entry["variance"] = crossed(scores[judged] - scores["noisy"]).components
         table["models"][model] = entry
     batch, quality = folder / "batch.json", folder / "labels.json"

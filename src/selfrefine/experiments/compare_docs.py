@@ -299,14 +299,13 @@ def headline(table: dict, rounds: dict[str, str]) -> str:
                 "(coverage checked by simulation)."
                 if all(e.get("coverage_checked") for e in table["models"].values())
                 else "(with one run they span songs only: coverage not checked)."
-            ),
-            "Primary contrasts, declared in `compare.primary`:",
+            )
+            + " The primary contrasts, declared in `compare.primary`:",
             "",
             *statements,
             "",
-            f"Details, the selection control, ablations and caveats: [docs/results.md]({paths.RESULTS_DOC.as_posix()}).",
-            "",
-            _label_line(rounds),
+            f"Details, the selection control, ablations and caveats: [docs/results.md]({paths.RESULTS_DOC.as_posix()}). "
+            + _label_line(rounds),
         ]
     )
 

@@ -32,8 +32,13 @@ class DvcError(UserError):
     """A dvc command failed; the message is its last line of output."""
 
 
+#: Seconds a dvc command may take before it counts as failed (and is killed): a ``dvc exp show`` was seen to
+#: block forever on a lock while queue workers ran; the batch's polling loop then asks again.
+DVC_TIMEOUT = 600.0
+
+
 def dvc(*args: str) -> str:
-    """Run a dvc command, return its output; a failure is a :class:`DvcError`.
+    """Run a dvc command, return its output; a failure or no answer in :data:`DVC_TIMEOUT` is a :class:`DvcError`.
 
     ``dvc queue start`` forks a worker that outlives the command; its output goes to files, not to
     our pipes, which would otherwise stay open until the worker exits.
@@ -45,7 +50,10 @@ def dvc(*args: str) -> str:
         if proc.returncode != 0:
             raise DvcError(f"dvc {' '.join(args)} failed with exit code {proc.returncode}")
         return ""
-    proc = subprocess.run(["dvc", *args], capture_output=True, text=True)
+    try:
+        proc = subprocess.run(["dvc", *args], capture_output=True, text=True, timeout=DVC_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise DvcError(f"dvc {' '.join(args)} did not answer in {DVC_TIMEOUT:g} s") from None
     if proc.returncode != 0:
         lines = (proc.stderr or proc.stdout).strip().splitlines()
         raise DvcError(f"dvc {' '.join(args)} failed: {lines[-1] if lines else f'exit code {proc.returncode}'}")

@@ -290,6 +290,7 @@ def headline(table: dict, rounds: dict[str, str]) -> str:
             model = line.split("**")[1]
         elif line.startswith("  - primary: "):
             statements.append(f"- {model}: {line.removeprefix('  - primary: ')}")
+    control = ", the selection control" if any("selected" in e["per_source"] for e in table["models"].values()) else ""
     return "\n".join(
         [
             *lines,
@@ -304,7 +305,7 @@ def headline(table: dict, rounds: dict[str, str]) -> str:
             "",
             *statements,
             "",
-            f"Details, the selection control, ablations and caveats: [docs/results.md]({paths.RESULTS_DOC.as_posix()}). "
+            f"Details{control}, ablations and caveats: [docs/results.md]({paths.RESULTS_DOC.as_posix()}). "
             + _label_line(rounds),
         ]
     )

@@ -50,7 +50,7 @@ from selfrefine.experiments.queue import (
     stamp_time,
     tracked_roots,
 )
-from selfrefine.experiments.report import SCORE_COLUMNS, song_matrix, update_section
+from selfrefine.experiments.report import SCORE_COLUMNS, score_row, song_matrix, update_section
 from selfrefine.outputs import read_csv, write_csv, write_json, write_text
 
 log = logging.getLogger(__name__)
@@ -224,7 +224,7 @@ def run_comparison(
         return {"shard": [i, n], "experiments": list(mine.values())}
     for model in models:
         rows = [{**r, "vary": _vary(r)} for r in kept[model] if r["labels"] not in by_name] + [
-            {"labels": name, "seed": seed, **{k: r[k] for k in SCORE_COLUMNS[2:-1]}, "vary": vary}
+            score_row(name, seed, r, vary)
             for (name, seed), node in sorted(found.items())
             for r in song_scores(node["rev"], model)
         ]

@@ -25,6 +25,11 @@ SCORE_COLUMNS = ["labels", "seed", "song", "source", "global_sdr", "sdr", "vary"
 run's seed set (``vary``: ``pipeline`` or ``separators``)."""
 
 
+def score_row(labels: str, seed: int, scored: dict, vary: str) -> dict:
+    """One kept score (:data:`SCORE_COLUMNS`) from an experiment's per-song, per-source row ``scored``."""
+    return {"labels": labels, "seed": seed, **{k: scored[k] for k in SCORE_COLUMNS[2:-1]}, "vary": vary}
+
+
 def song_matrix(
     rows: list[dict], labels: str, value: str = "global_sdr", sources: tuple[str, ...] = CLASSES
 ) -> tuple[np.ndarray, list[int], list[str]]:

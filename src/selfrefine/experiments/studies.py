@@ -52,6 +52,7 @@ from selfrefine.experiments.report import (
     batch_text,
     ci_text,
     pct_text,
+    score_row,
     share_text,
     song_matrix,
     update_section,
@@ -224,7 +225,7 @@ def run_study(
     folder = FOLDER / study
     for model in models:
         rows = [
-            {"point": pt, "labels": t, "seed": k, **{c: r[c] for c in SCORE_COLUMNS[2:-1]}, "vary": params.study.vary}
+            {"point": pt, **score_row(t, k, r, params.study.vary)}
             for (pt, t, k), node in sorted(found.items())
             if pt not in failed
             for r in song_scores(node["rev"], model)

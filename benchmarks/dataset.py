@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from selfrefine.config import load_params
-from selfrefine.data.synth import generate_dataset
+from selfrefine.data.worlds import generate_dataset
 from selfrefine.outputs import write_json
 
 from common import machine_info

@@ -23,7 +23,7 @@ from selfrefine.data.audio import samples
 from selfrefine.data.labels import LabelledStem
 from selfrefine.data.mixing import LabelMixer, SourceMixer
 from selfrefine.data.stems import StemStore
-from selfrefine.data.synth import generate_dataset
+from selfrefine.data.worlds import generate_dataset
 from selfrefine.models.registry import build, loss
 from selfrefine.outputs import write_json
 from selfrefine.refine import stem_probabilities

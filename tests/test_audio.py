@@ -45,3 +45,22 @@ def test_bad_files_give_one_line_errors_naming_the_file(tmp_path: Path, content,
 def test_rms_db() -> None:
     assert rms_db(np.zeros((1, 10))) == float("-inf")
     assert rms_db(np.full((1, 10), 0.1)) == pytest.approx(-20.0)
+
+
+def test_a_header_that_claims_weeks_of_audio_or_an_absurd_rate_is_one_line_not_an_allocation(tmp_path: Path) -> None:
+    # both found by the audio fuzz drill (benchmarks/drills.py): reading trusted the header and asked for 240 GiB
+    flac = tmp_path / "long.flac"
+    sf.write(str(flac), np.zeros(1600, dtype=np.float32), 16000, subtype="PCM_16")
+    data = bytearray(flac.read_bytes())
+    data[21] |= 0x0F  # STREAMINFO's 36-bit total sample count: about 2^36 frames, seven weeks at 16 kHz
+    data[22:26] = b"\xff\xff\xff\xff"
+    flac.write_bytes(bytes(data))
+    with pytest.raises(AudioError, match=r"long\.flac: its header claims \d+ h of audio, more than 24 h"):
+        read_audio(flac, 16000, 1)
+    wav = tmp_path / "rate.wav"
+    write_audio(wav, np.zeros((1, 1600), dtype=np.float32), 16000)
+    data = bytearray(wav.read_bytes())
+    data[24:28] = (2**31 - 1).to_bytes(4, "little")  # the fmt chunk's sample rate
+    wav.write_bytes(bytes(data))
+    with pytest.raises(AudioError, match=r"rate\.wav: sample rate 2147483647 Hz in its header, outside 1000-768000"):
+        read_audio(wav, 16000, 1)

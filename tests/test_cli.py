@@ -149,3 +149,22 @@ def test_check_validates_model_blocks_the_stages_check_late(tmp_path: Path) -> N
     assert result.exit_code == 1
     assert f"error: {params}: separators.demucs.model.chanels: unknown key; did you mean 'channels'?" in result.output
     assert CliRunner().invoke(app, ["check", "--params", str(ROOT / "params.yaml")]).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("    variant: convnext_atto", "    variant: convnext_huge_typo", "Unknown model (convnext_huge_typo)"),
+        ("      nfft: 1024", "      nfft: 2000", "separators.demucs.model: HDemucs fails on a "),
+    ],
+)
+def test_check_builds_and_runs_each_model_so_values_its_model_rejects_stop_there(
+    tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    params = tmp_path / "params.yaml"
+    text = (ROOT / "params.yaml").read_text()
+    assert old in text
+    params.write_text(text.replace(old, new))
+    result = CliRunner().invoke(app, ["check", "--params", str(params)])
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1

@@ -96,6 +96,8 @@ def test_tabulate_writes_intervals_tables_words_and_plot_from_the_kept_scores(tm
         assert {"mean", "ci_low", "ci_high"} <= set(demucs[key]) and demucs[key]["ci_low"] <= demucs[key]["ci_high"]
     assert demucs["refined"] == "refined_2" and demucs["refined_minus_noisy"]["ci_low"] > 4
     assert demucs["replicates"] == 3 and demucs["vary"] == "separators" and demucs["coverage_checked"]
+    spread = demucs["run_spread"]["noisy"]
+    assert spread["runs"] == 3 and spread["ci_low"] < spread["variance"] < spread["ci_high"]
     assert table["method"].startswith("crossed two-way random effects")
     primary = [c["contrast"] for c in demucs["contrasts"] if c["primary"]]
     assert primary == ["refined_2 - noisy", "refined_2 - clean"], "compare.primary, in its order"
@@ -106,8 +108,10 @@ def test_tabulate_writes_intervals_tables_words_and_plot_from_the_kept_scores(tm
     assert "refined_2 better than noisy" in results, "a primary interval above 0 is stated as an effect"
     assert "a difference between refined_2 and clean is not established" in results, "one that includes 0 is not"
     assert "exploratory: clean − noisy = " in results and "Holm p = " in results
+    assert "Run-to-run spread: the variance of one run's mean global SDR" in results
     headline = paths.README.read_text()
     assert "| demucs | " in headline and ci_text(demucs["refined_minus_noisy"]) in headline
+    assert "on the clean test songs of the generated world `synth` (synthesised instruments" in headline
     assert Path("plots/compare.png").stat().st_size > 1000
 
 
@@ -314,9 +318,13 @@ def test_the_shards_of_a_batch_split_it_without_overlap(tmp_path: Path, monkeypa
     labels = ["noisy", "refined_2", "clean"]
     shards = [compare.run_comparison(params, labels, 3, "20260101-000000", shard=(i, 2)) for i in range(2)]
     names = [set(s["experiments"]) for s in shards]
-    assert not names[0] & names[1] and len(names[0] | names[1]) == 9 and abs(len(names[0]) - len(names[1])) <= 1
+    assert not names[0] & names[1] and len(names[0] | names[1]) == 12 and abs(len(names[0]) - len(names[1])) <= 1
     assert {n for batch, _ in ran for n in batch.values()} == names[0] | names[1]
     assert all(a[-1] == "summarize" for _, args in ran for a in args.values())
+    nested = {key: a for _, args in ran for key, a in args.items() if len(key) == 3}
+    assert sorted(nested) == [("refined_2", k, 1) for k in range(3)], "compare.separator_runs: 2 of the judged table"
+    assert all(a[:6] == ["-S", "separate.labels=refined_2", "-S", f"seed={k}", "-S", f"separate.seed={1000 + k}"]
+               for (_, k, _), a in nested.items())  # fmt: skip
     assert not Path("metrics").exists(), "a shard keeps nothing"
     for shard, stamp, message in [
         ("2/2", "20260101-000000", "expected I/N with 0 <= I < N"),
@@ -341,3 +349,63 @@ def test_a_dvc_command_that_does_not_answer_is_a_failure_the_batch_can_retry(tmp
     with pytest.raises(queue.DvcError, match=r"dvc exp show --json did not answer in 0.5 s"):
         queue.dvc("exp", "show", "--json")
     assert subprocess.run(["pgrep", "-f", str(script)], capture_output=True).returncode == 1, "the hung one is killed"
+
+
+def test_further_separator_trainings_split_the_spread_between_refinement_and_separators(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from selfrefine.experiments import compare
+
+    monkeypatch.chdir(tmp_path)
+    _documents()
+    rng = np.random.default_rng(1)
+    replicate = {k: rng.normal(0, 1.0) for k in range(4)}  # the refinement's spread: 1 dB² between replicates
+
+    def scores(rev: str, model: str) -> list[dict]:
+        seed = int(rev.split("-s")[1].split("-")[0])
+        level = 2.0 + ("refined_2" in rev or "clean" in rev) + replicate[seed] + 0.01 * rng.normal()
+        return [{"song": f"song_{j}", "source": c, "global_sdr": level + 0.1 * j, "sdr": 1}
+                for j in range(5) for c in CLASSES]  # fmt: skip
+
+    monkeypatch.setattr(
+        compare, "run_batch", lambda names, *rest: {key: {"rev": exp, "data": {}} for key, exp in names.items()}
+    )
+    monkeypatch.setattr(compare, "song_scores", scores)
+    monkeypatch.setattr(compare, "tracked_roots", lambda roots: None)
+    monkeypatch.setattr(compare, "_label_quality", lambda rev, table: None)
+    params = load_params(ROOT / "params.yaml")
+    labels = ["noisy", "refined_2", "clean"]
+    table = compare.run_comparison(params, labels, 4, "20260101-000000", params_path=ROOT / "params.yaml")
+    nested = read_csv("metrics/compare/separators/demucs.csv")
+    assert {(r["seed"], r["training"]) for r in nested} == {(str(k), "1") for k in range(4)}
+    split = table["models"]["demucs"]["variance_split"]
+    assert split["table"] == "refined_2" and (split["replicates"], split["separator_runs"]) == (4, 2)
+    assert split["refinement"] > 0.1 > 0.01 > split["separators"], "the replicates differ, their trainings hardly"
+    assert split["share_refinement"]["ci_low"] > 0.9 and split["separators_ci"][0] < split["separators"]
+    assert "Where refined_2's run-to-run spread comes from: 4 pipeline replicates x 2" in _results()
+    again = compare.run_comparison(params, ["refined_2"], 4, "20260102-000000", params_path=ROOT / "params.yaml",
+                                   vary="pipeline")  # fmt: skip
+    assert "variance_split" in again["models"]["demucs"], "a rerun of the judged table reruns its further trainings"
+    single = json.loads(json.dumps(__import__("dataclasses").asdict(params)))
+    single["compare"]["separator_runs"] = 1
+    Path("one.yaml").write_text(json.dumps(single))
+    compare.run_comparison(load_params(Path("one.yaml")), ["refined_2"], 4, "20260103-000000", vary="pipeline")
+    assert not Path("metrics/compare/separators/demucs.csv").exists(), "their first trainings were replaced"
+    assert "variance_split" not in json.loads(Path("metrics/compare.json").read_text())["models"]["demucs"]
+
+
+def test_a_batch_that_grew_after_its_first_record_does_not_claim_its_span_as_wall_time() -> None:
+    from datetime import datetime
+
+    from selfrefine.experiments.queue import batch_times
+    from selfrefine.experiments.report import batch_text
+
+    found = {k: {"data": {"timestamp": f"2026-01-01T0{k}:00:00"}} for k in range(3)}
+    queued = datetime(2026, 1, 1)
+    first = batch_times(dict(list(found.items())[:2]), queued, 1)
+    assert "resumed" not in first and "min (1 queue worker(s)" in batch_text({**first, "experiments": 2})
+    grown = batch_times(found, queued, 2, {**first, "experiments": 2})
+    assert grown["resumed"] and grown["jobs"] == 1 and grown["minutes"] == 120.0
+    assert "not its wall time" in batch_text({**grown, "experiments": 3})
+    again = batch_times(found, queued, 1, {**grown, "experiments": 3})
+    assert again["resumed"], "once resumed, always"

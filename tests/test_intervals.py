@@ -9,6 +9,7 @@ from selfrefine.evaluation.intervals import (
     difference,
     holm,
     mean_interval,
+    nested_split,
     ratio,
     simulate_coverage,
     simulate_gap_coverage,
@@ -98,3 +99,27 @@ def test_one_run_spans_songs_only() -> None:
     table = np.arange(10.0).reshape(1, 10)
     c = crossed(table)
     assert c.runs == 1 and c.v_run == 0 and c.se == pytest.approx(table.std(ddof=1) / np.sqrt(10))
+
+
+@pytest.mark.parametrize(
+    ("replicates", "trainings", "refinement", "separators"), [(5, 2, 0.01, 0.005), (3, 2, 0.02, 0.002)]
+)
+def test_the_nested_split_covers_the_refinements_share_and_the_separators_variance(
+    replicates: int, trainings: int, refinement: float, separators: float
+) -> None:
+    rng = np.random.default_rng(0)
+    share = refinement / (refinement + separators)
+    hits = np.zeros(2)
+    for _ in range(1500):
+        runs = rng.normal(0, np.sqrt(refinement), (replicates, 1)) + rng.normal(
+            0, np.sqrt(separators), (replicates, trainings)
+        )
+        split = nested_split(runs)
+        low, high = split["separators_ci"]
+        hits += [
+            split["share_refinement"]["ci_low"] <= share <= split["share_refinement"]["ci_high"],
+            low <= separators <= high,
+        ]
+    assert (hits / 1500 >= 0.93).all(), hits / 1500
+    with pytest.raises(ValueError, match="at least 2 replicates of 2 trainings"):
+        nested_split(np.zeros((5, 1)))

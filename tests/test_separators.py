@@ -63,15 +63,65 @@ def test_each_loss_per_example_and_source_averages_to_the_scalar_loss(name: str,
         assert not torch.allclose(per[0], per[1])  # examples are scored apart
 
 
-def test_truncated_mean_leaves_out_the_largest_losses_from_the_gradient() -> None:
+def test_truncation_leaves_out_each_sources_highest_terms_ranked_relative_to_the_targets_level() -> None:
+    from selfrefine.training.separation import target_levels, truncated_mean
+
+    losses = torch.tensor([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0], [100.0, 1.0]], requires_grad=True)
+    value = truncated_mean(losses, 0.75)  # per source, floor(0.25 * 4) = 1 term leaves: 100 (bass), 30 (drums)
+    assert float(value.detach()) == pytest.approx((1 + 2 + 3 + 10 + 20 + 1) / 6)
+    value.backward()
+    assert torch.allclose(losses.grad, torch.tensor([[1, 1], [1, 1], [1, 0], [0, 1]]) / 6.0)
+    loud = torch.tensor([[1.0], [2.0], [8.0], [3.0]])  # the third example is loud, not wrong: level 10
+    levels = torch.tensor([[1.0], [1.0], [10.0], [1.0]])
+    assert float(truncated_mean(loud, 0.75, levels)) == pytest.approx((1 + 2 + 8) / 3)
+    assert float(truncated_mean(loud, 0.75)) == pytest.approx((1 + 2 + 3) / 3), "by the raw loss it would leave"
+    assert float(truncated_mean(torch.tensor([[1.0], [9.0]]), 0.8)) == 5.0, "2 x 0.2 < 1: nothing can leave"
+    big = torch.rand(32, 4)
+    kept = truncated_mean(big.clone().requires_grad_(), 0.8)
+    kept.backward()
+    assert float(kept.detach()) < float(big.mean())
+    dropped = int((big > big.sort(dim=0).values[25]).sum())
+    assert dropped == 4 * 6, "floor(0.2 * 32) = 6 terms per source, 18.75 % of the batch, never more than 20 %"
+    sources = torch.ones(2, 4, 1, 10)
+    sources[1] *= 3.0
+    assert torch.allclose(target_levels(sources, 4, "l1"), torch.tensor([[1.0] * 4, [3.0] * 4]), atol=1e-6)
+    assert torch.allclose(target_levels(sources, 1, "multidomain"), torch.tensor([[1.0], [9.0]]), atol=1e-6)
+
+
+def _truncate_on_a_rank(rank: int, store: str, losses: torch.Tensor, out: str) -> None:
+    import os
+
+    import torch.distributed as dist
+
     from selfrefine.training.separation import truncated_mean
 
-    losses = torch.tensor([[1.0, 2.0], [3.0, 100.0]], requires_grad=True)
-    value = truncated_mean(losses, 0.7)  # the 0.7 quantile of (1, 2, 3, 100) is 3.0 + 0.1 * 97 = 12.7
-    assert float(value.detach()) == pytest.approx(2.0)
+    os.environ.update({"WORLD_SIZE": "2", "RANK": str(rank)})
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    mine = losses[rank * 4 : (rank + 1) * 4].clone().requires_grad_()
+    value = truncated_mean(mine, 0.75)
     value.backward()
-    assert torch.allclose(losses.grad, torch.tensor([[1 / 3, 1 / 3], [1 / 3, 0.0]]))
-    assert float(truncated_mean(torch.tensor([[5.0, 5.0]]), 0.1)) == 5.0  # ties at the quantile all stay
+    grads = [torch.empty_like(mine.grad) for _ in range(2)]
+    dist.all_gather(grads, mine.grad)
+    if rank == 0:
+        torch.save({"value": value.detach(), "grad": torch.cat(grads) / 2}, out)  # DDP averages over the ranks
+    dist.destroy_process_group()
+
+
+def test_under_ddp_one_threshold_per_source_spans_every_ranks_share(tmp_path) -> None:
+    import torch.multiprocessing as mp
+
+    from selfrefine.training.separation import truncated_mean
+
+    losses = torch.tensor([[float(i), float(7 - i)] for i in range(8)])
+    losses[0, 0] = 50.0  # worst bass terms: rows 0, 7 (one per rank); worst drums: rows 0, 1 (both on rank 0),
+    # so a ranking per rank would make rank 1 leave out a drums term that the global batch keeps
+    out = tmp_path / "rank0.pt"
+    mp.spawn(_truncate_on_a_rank, args=(str(tmp_path / "store"), losses, str(out)), nprocs=2)
+    whole = losses.clone().requires_grad_()
+    truncated_mean(whole, 0.75).backward()
+    ranks = torch.load(out)
+    assert torch.allclose(ranks["grad"], whole.grad), "the two ranks' gradients are the one-process gradient"
+    assert int((whole.grad == 0).sum()) == 4, "floor(0.25 * 8) = 2 terms per source over the global batch"
 
 
 def test_an_unknown_loss_is_one_line_naming_the_choices() -> None:

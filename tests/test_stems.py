@@ -85,6 +85,35 @@ def test_the_cache_is_reused_and_keyed_by_content_not_path(files: list[str], tmp
     assert mono.digest() != first.digest(), "the working format is part of the key"
 
 
+def test_a_damaged_cache_entry_is_rebuilt_never_read_as_audio(files: list[str], tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    clean = StemStore(files, RATE, 2, -40.0, cache=cache)
+    expected = [(clean.frames(i), clean.stems[i].levels.copy(), clean.read(i)) for i in range(len(files))]
+    names = sorted(p.name for p in cache.iterdir())
+    assert {Path(n).suffix for n in names} == {".json", ".npy", ".f32"}
+    rng = np.random.default_rng(0)
+    for trial in range(40):
+        victim = cache / names[int(rng.integers(len(names)))]
+        data = bytearray(victim.read_bytes())
+        damage = ("truncate", "garble", "replace", "delete")[trial % 4]
+        if damage == "truncate":
+            victim.write_bytes(bytes(data[: int(rng.integers(0, len(data)))]))
+        elif damage == "garble":
+            for _ in range(int(rng.integers(1, 8))):
+                data[int(rng.integers(len(data)))] ^= int(rng.integers(1, 256))
+            victim.write_bytes(bytes(data))
+        elif damage == "replace":
+            victim.write_bytes(b"not a cache entry")
+        else:
+            victim.unlink()
+        store = StemStore(files, RATE, 2, -40.0, cache=cache)
+        for i, (frames, levels, audio) in enumerate(expected):
+            assert store.frames(i) == frames, (damage, victim.name)
+            np.testing.assert_array_equal(store.stems[i].levels, levels)
+            np.testing.assert_array_equal(store.read(i), audio, err_msg=f"{damage} {victim.name}")
+        assert sorted(p.name for p in cache.iterdir()) == names, "the damaged entry was rebuilt"
+
+
 def test_a_missing_stem_is_one_line_naming_it(files: list[str], tmp_path: Path) -> None:
     with pytest.raises(AudioError) as err:
         StemStore([*files, str(tmp_path / "gone.wav")], RATE, 2, -40.0, cache=tmp_path / "cache")

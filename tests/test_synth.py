@@ -1,4 +1,4 @@
-"""Tests for the synthetic multitrack generator (selfrefine.synth)."""
+"""Tests for the synthetic multitrack generator (selfrefine.data.synth) and the dataset writer (selfrefine.data.worlds)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from scipy import signal
 
 from selfrefine import CLASSES
 from selfrefine.data.audio import rms_db
-from selfrefine.data.synth import generate_dataset, synthesize_song
+from selfrefine.data.synth import synthesize_song
+from selfrefine.data.worlds import generate_dataset
 
 SR = 16000
 SEEDS = range(6)
@@ -244,7 +245,7 @@ def test_generate_dataset_layout_and_content(tmp_path, caplog) -> None:
     root = tmp_path / "synth"
     root.mkdir()
     (root / "stale.txt").write_text("replaced")
-    with caplog.at_level(logging.INFO, logger="selfrefine.data.synth"):
+    with caplog.at_level(logging.INFO, logger="selfrefine.data.worlds"):
         generate_dataset(root, train_songs=2, test_songs=1, seconds=0.5, sample_rate=SR, channels=2, seed=3)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["synth"]  # no temporary folders left behind
     assert sorted(p.name for p in root.iterdir()) == ["test", "train"]

@@ -153,12 +153,13 @@ def summarize(params: ParamsOpt = PARAMS) -> None:
 
 @app.command()
 def check(params: ParamsOpt = PARAMS) -> None:
-    """Validate params.yaml, then build-check every model block and loss (the stages check theirs when they run)."""
+    """Validate params.yaml, then every model block and loss: each model built and run once on a short input."""
     _face(check_params, params)
 
 
 def check_params(params: Path) -> None:
-    """Validate ``params``, then every model block against its constructor and every separator's loss."""
+    """Validate ``params``, then every model block against its constructor, every separator's loss, and each model
+    built and run once (:func:`try_models`)."""
     from selfrefine.config import load_params
     from selfrefine.models.registry import check_block, loss
 
@@ -168,6 +169,7 @@ def check_params(params: Path) -> None:
         for name, block in p.separators.items():
             check_block(name, block.model)
             loss(name, block.train.loss)
+        try_models(p)
     except UserError as err:
         raise UserError(f"{params}: {err}") from None
     log.info(
@@ -176,6 +178,36 @@ def check_params(params: Path) -> None:
         ", ".join(p.refine.rounds),
         ", ".join(p.separate.models),
     )
+
+
+def try_models(p) -> None:
+    """Build every model as its stage will (the block plus what the data fills in) and run it once on a short
+    silent CPU input: a value that its constructor or its forward rejects (a timm variant that does not exist,
+    an FFT size the model cannot use) stops here, not minutes into a stage."""
+    import torch
+
+    from selfrefine.data.audio import samples
+    from selfrefine.models.registry import ModelError, block_key, build
+    from selfrefine.training.separation import model_kwargs
+
+    sr, channels = p.audio.sample_rate, p.audio.channels
+    models = [("classifier", {**p.classifier.model, "sample_rate": sr}, p.classifier.train.crop_seconds)]
+    models += [
+        (name, model_kwargs(block.model, sr, channels, block.train.segment_seconds), block.train.segment_seconds)
+        for name, block in p.separators.items()
+    ]
+    torch.manual_seed(0)
+    for name, kwargs, seconds in models:
+        model = build(name, kwargs).eval()
+        try:
+            with torch.no_grad():
+                model(torch.zeros(1, channels, samples(seconds, sr)))
+        except (RuntimeError, ValueError, AssertionError, IndexError, TypeError) as err:
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ModelError(
+                f"{block_key(name)}.model: {type(model).__name__} fails on a {seconds:g} s input ({reason}); "
+                "change the block's values"
+            ) from None
 
 
 @app.command()

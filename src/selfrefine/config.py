@@ -98,6 +98,12 @@ class GenerateParams:
     seed: int = field(default=0, metadata=_non_negative())
     """The songs' own seed: a replicate of the pipeline (``seed``) keeps the same songs, so that every run scores
     the same test songs (songs crossed with runs)."""
+    engine: str = field(default="synth", metadata=_one_of("synth", "sampled"))
+    """How the songs are made: ``synth`` synthesises every instrument; ``sampled`` plays the same kind of plans
+    from a General MIDI soundfont (recorded instruments; :mod:`selfrefine.data.worlds`)."""
+    soundfont: str = "/usr/share/sounds/sf3/MuseScore_General_Lite.sf3"
+    """The sampled engine's General MIDI soundfont (.sf2 / .sf3): MuseScore General, which ``setup.sh`` installs
+    from Debian (``musescore-general-soundfont-small``)."""
 
 
 @dataclass(frozen=True)
@@ -233,8 +239,9 @@ class SeparatorTrainParams(TrainParams, steps=300, batch_size=8, lr=3e-3, gain_d
     truncate_quantile: float | None = field(
         default=None, metadata=_check(lambda v: v is None or 0 < v < 1, "in (0, 1) or null")
     )
-    """Noise-robust loss truncation: each step, the per-example, per-source losses above this quantile of
-    the batch's are left out of the gradient (loss masking as in the SDX'23 label-noise entries); ``None``:
+    """Noise-robust loss truncation: each step, per source, the ``floor((1 - q) B)`` examples of the global batch
+    whose loss ranks highest relative to their target's level leave the gradient (loss masking as in the SDX'23
+    label-noise entries; ``selfrefine.training.separation.truncated_mean``); ``None``:
     the plain mean."""
     truncate_after: float = field(default=0.0, metadata=_check(lambda v: 0 <= v < 1, "in [0, 1)"))
     """Share of the steps trained on the plain mean before truncation starts (a warm-up schedule)."""
@@ -274,6 +281,11 @@ class CompareParams:
     vary: str = field(default="pipeline", metadata=_one_of("pipeline", "separators"))
     """What a run's seed changes: ``pipeline`` sets ``seed`` (the noise draw, the classifiers, the separators; the
     songs keep ``generate.seed``); ``separators`` sets ``separate.seed`` alone (nothing upstream reruns)."""
+    separator_runs: int = field(default=2, metadata=_positive())
+    """With ``vary: pipeline``, separator trainings per pipeline replicate of the judged table
+    (``separate.labels``): the first is the replicate's own run; each further one sets ``separate.seed`` to
+    ``seed + 1000 j``. With 2 or more, the run-to-run spread of that table splits into the refinement's (noise
+    draw and classifiers) and the separators' (a nested design); 1 runs no extra training."""
     primary: list[str] = field(default_factory=lambda: ["refined_2 - noisy", "refined_2 - clean"])
     """The contrasts declared before a run, per separator (``A - B`` of label tables): each gets its own 95 %
     interval; every other difference is exploratory and carries a Holm-adjusted p-value."""

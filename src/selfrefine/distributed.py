@@ -72,3 +72,18 @@ def mean(value: float) -> float:
         t = t.cuda()
     dist.all_reduce(t)
     return float(t.item()) / dist.get_world_size()
+
+
+def total(value: float) -> float:
+    """The sum of ``value`` over the ranks (``value`` itself for one rank)."""
+    return mean(value) * world_size() if dist.is_initialized() else value
+
+
+def gather(tensor: torch.Tensor) -> torch.Tensor:
+    """Every rank's ``tensor`` (same shape on each), concatenated along dimension 0 in rank order (``tensor``
+    itself for one rank). No gradient flows through it."""
+    if not dist.is_initialized():
+        return tensor
+    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, tensor.contiguous())
+    return torch.cat(parts)

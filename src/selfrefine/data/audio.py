@@ -57,6 +57,16 @@ def read_audio(
     return audio
 
 
+MAX_SECONDS = 24 * 3600.0
+"""The longest stem a file's header may claim: longer is read as a damaged header (a FLAC whose frame count was
+garbled can claim weeks of audio, which reading would try to allocate)."""
+
+
+RATES = (1000, 768000)
+"""The sample rates a file may have; a header outside them is damaged (resampling from it could ask for any
+amount of memory)."""
+
+
 def decode(path: str | Path) -> tuple[np.ndarray, int]:
     """A whole file as it is: ``((channels, samples) float32, rate)``, checked to be usable audio.
 
@@ -67,11 +77,21 @@ def decode(path: str | Path) -> tuple[np.ndarray, int]:
     if not path.is_file():
         raise AudioError(f"{path}: no such file")
     try:
+        info = sf.info(str(path))
+        if info.samplerate > 0 and info.frames / info.samplerate > MAX_SECONDS:
+            raise AudioError(
+                f"{path}: its header claims {info.frames / info.samplerate / 3600:.0f} h of audio, more than "
+                f"{MAX_SECONDS / 3600:.0f} h: a damaged header; re-export it"
+            )
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError) as err:
         raise AudioError(f"{path}: unreadable audio ({str(err).splitlines()[0]}); convert it to WAV or FLAC") from None
+    except MemoryError:
+        raise AudioError(f"{path}: does not fit in memory as it is read; a damaged header? re-export it") from None
     if data.shape[0] == 0:
         raise AudioError(f"{path}: empty audio (0 samples); re-export it")
+    if not RATES[0] <= rate <= RATES[1]:
+        raise AudioError(f"{path}: sample rate {rate} Hz in its header, outside {RATES[0]}-{RATES[1]} Hz; re-export it")
     if not np.isfinite(data).all():
         raise AudioError(f"{path}: contains NaN or infinite samples; re-export it")
     return np.ascontiguousarray(data.T), rate

@@ -3,7 +3,8 @@
 A :class:`StemStore` holds, per stem, only its length and the RMS level of each quarter-second frame.
 Both are computed once per stem, in parallel, and kept in the stem cache (:func:`selfrefine.paths.stem_cache`)
 keyed by the SHA-256 of the file's bytes plus the working rate and channel count: an edited or replaced
-file gets a new key, so the cache never goes stale, and identical files share an entry.
+file gets a new key, so the cache never goes stale, and identical files share an entry. An entry records the
+SHA-256 of its own files and is rebuilt when any of them is missing, truncated or garbled.
 
 Audio is read crop by crop. A file at the working rate is read in place by frame offset (soundfile; a
 mono file is duplicated to stereo, more channels averaged, per crop, exactly as a whole-file read
@@ -35,6 +36,15 @@ from selfrefine.paths import stem_cache
 
 CACHE_VERSION = 1
 """Part of every cache key: bump it when what the cache holds changes."""
+
+
+def _sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def frame_levels(audio: np.ndarray, frame: int, block: int = 256) -> np.ndarray:
@@ -139,10 +149,9 @@ class StemStore:
     def _info(self, path: str) -> StemInfo:
         key = _content_key(path, self.sample_rate, self.channels)
         meta, levels, raw = self._cache / f"{key}.json", self._cache / f"{key}.levels.npy", self._cache / f"{key}.f32"
-        if meta.is_file() and levels.is_file():
-            m = json.loads(meta.read_text())
-            if not m["resampled"] or raw.is_file():
-                return StemInfo(path, key, m["frames"], np.load(levels), str(raw) if m["resampled"] else None)
+        cached = self._cached(path, key, meta, levels, raw)
+        if cached is not None:
+            return cached
         audio, rate = decode(path)
         audio = to_channels(audio, self.channels)
         resampled = rate != self.sample_rate
@@ -153,9 +162,31 @@ class StemStore:
         frame_db = frame_levels(audio, self._frame)
         with atomic_path(levels) as tmp, open(tmp, "wb") as f:
             np.save(f, frame_db)
+        sums = {"levels_sha256": _sha256(levels), "raw_sha256": _sha256(raw) if resampled else None}
         with atomic_path(meta) as tmp:
-            Path(tmp).write_text(json.dumps({"path": path, "frames": audio.shape[1], "resampled": resampled}))
+            Path(tmp).write_text(json.dumps({"path": path, "frames": audio.shape[1], "resampled": resampled, **sums}))
         return StemInfo(path, key, audio.shape[1], frame_db, str(raw) if resampled else None)
+
+    def _cached(self, path: str, key: str, meta: Path, levels: Path, raw: Path) -> StemInfo | None:
+        """A stem's cache entry, checked whole: ``None`` (rebuild it) when a file is missing, truncated or
+        garbled (unparsable metadata, a level array of the wrong length or type, raw frames of the wrong size)."""
+        if not (meta.is_file() and levels.is_file()):
+            return None
+        try:
+            m = json.loads(meta.read_text())
+            frames, resampled = int(m["frames"]), bool(m["resampled"])
+            if _sha256(levels) != m["levels_sha256"]:
+                return None
+            frame_db = np.load(levels, allow_pickle=False)
+            if resampled and not (raw.is_file() and _sha256(raw) == m["raw_sha256"]):
+                return None
+        except (ValueError, KeyError, TypeError, AttributeError, OSError, EOFError):
+            return None
+        if frames < 1 or frame_db.shape != (max(1, frames // self._frame),) or frame_db.dtype.kind != "f":
+            return None
+        if resampled and raw.stat().st_size != frames * self.channels * 4:
+            return None
+        return StemInfo(path, key, frames, frame_db, str(raw) if resampled else None)
 
     def __len__(self) -> int:
         return len(self.stems)

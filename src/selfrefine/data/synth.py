@@ -23,21 +23,15 @@ Arrays are ``float64`` of shape ``(samples,)`` inside this module and ``float32`
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 from scipy import signal
 
 from selfrefine import CLASSES
-from selfrefine.data.audio import write_audio
-from selfrefine.outputs import atomic_dir
 
-logger = logging.getLogger(__name__)
-
-_STEPS_PER_BAR = 16
+STEPS_PER_BAR = 16
 """The rhythmic grid: sixteenth notes in 4/4."""
 
 _MAJOR = (0, 2, 4, 5, 7, 9, 11)
@@ -55,7 +49,7 @@ _STRUM_PATTERNS = ((0, 4, 8, 12), (0, 6, 8, 14), (0, 3, 6, 8, 11, 14), (0, 8), (
 _VOWELS = np.array([[800, 1200, 2500], [450, 1900, 2550], [300, 2250, 2950], [500, 900, 2400], [330, 800, 2300]])
 """Formant centre frequencies F1..F3 in Hz of the vowels a, e, i, o, u; shape (5, 3)."""
 
-_MAX_PAN = {"bass": 0.15, "drums": 0.25, "other": 0.8, "vocals": 0.3}
+MAX_PAN = {"bass": 0.15, "drums": 0.25, "other": 0.8, "vocals": 0.3}
 """Largest pan position per class (-1 = left, 1 = right)."""
 
 _LEVEL_DB = (-24.0, -14.0)
@@ -65,7 +59,7 @@ _PEAK = 0.98
 """Largest absolute sample value a stem may reach."""
 
 
-class _Note(NamedTuple):
+class Note(NamedTuple):
     """One note: sounding from ``start`` to ``stop`` (sample indices) at MIDI pitch ``midi``."""
 
     start: int
@@ -74,7 +68,7 @@ class _Note(NamedTuple):
 
 
 @dataclass(frozen=True)
-class _Song:
+class Song:
     """The musical plan shared by the four stems of one song.
 
     Attributes:
@@ -120,7 +114,23 @@ class _Song:
         """MIDI pitches of the chord at ``step``, each placed within a tritone of ``center``, ascending."""
         root = self.chord_root(step)
         degrees = (root, root + 2, root + 4, root + 6) if self.seventh else (root, root + 2, root + 4)
-        return sorted(_nearest_midi(self.tonic + self.semitones(d), center) for d in degrees)
+        return sorted(nearest_midi(self.tonic + self.semitones(d), center) for d in degrees)
+
+
+def song_samples(seconds: float, sample_rate: int, channels: int) -> int:
+    """The length in samples of a song of ``seconds``, checking the arguments every world takes.
+
+    Raises:
+        ValueError: ``channels`` not 1 or 2, ``sample_rate < 8000`` or an empty song.
+    """
+    if channels not in (1, 2):
+        raise ValueError(f"channels must be 1 or 2, got {channels}")
+    if sample_rate < 8000:
+        raise ValueError(f"sample_rate must be at least 8000 Hz, got {sample_rate}")
+    n_samples = int(round(seconds * sample_rate))
+    if n_samples < 1:
+        raise ValueError(f"a song of {seconds} s at {sample_rate} Hz has no samples")
+    return n_samples
 
 
 def synthesize_song(seed: int, seconds: float, sample_rate: int, channels: int) -> dict[str, np.ndarray]:
@@ -139,81 +149,20 @@ def synthesize_song(seed: int, seconds: float, sample_rate: int, channels: int) 
     Raises:
         ValueError: a negative seed, ``channels`` not 1 or 2, ``sample_rate < 8000`` or an empty song.
     """
-    if channels not in (1, 2):
-        raise ValueError(f"channels must be 1 or 2, got {channels}")
-    if sample_rate < 8000:
-        raise ValueError(f"sample_rate must be at least 8000 Hz, got {sample_rate}")
-    n_samples = int(round(seconds * sample_rate))
-    if n_samples < 1:
-        raise ValueError(f"a song of {seconds} s at {sample_rate} Hz has no samples")
+    n_samples = song_samples(seconds, sample_rate, channels)
     plan_rng, *stem_rngs = np.random.default_rng(seed).spawn(1 + len(CLASSES))
-    song = _plan_song(plan_rng, n_samples, sample_rate)
+    song = plan_song(plan_rng, n_samples, sample_rate)
     renderers = {"bass": _render_bass, "drums": _render_drums, "other": _render_other, "vocals": _render_vocals}
     stems = {}
     for name, rng in zip(CLASSES, stem_rngs):
-        stems[name] = _finish_stem(rng, renderers[name](rng, song), channels, sample_rate, _MAX_PAN[name])
+        stems[name] = finish_stem(rng, renderers[name](rng, song), channels, sample_rate, MAX_PAN[name])
     return stems
-
-
-def generate_dataset(
-    root: Path,
-    train_songs: int,
-    test_songs: int,
-    seconds: float,
-    sample_rate: int,
-    channels: int,
-    seed: int,
-    test_seconds: float | None = None,
-) -> None:
-    """Write a synthetic dataset in the MUSDB18-HQ layout, atomically.
-
-    Writes ``<root>/{train,test}/<split>_<i:04d>/{bass,drums,other,vocals}.wav`` (32-bit float WAV of shape
-    ``(samples, channels)`` on disk). Each song's seed is drawn from its own child of
-    ``np.random.SeedSequence(seed)``, so train and test never share a song, and the whole folder appears
-    only once every song is written (an existing ``root`` is replaced).
-
-    Args:
-        root: dataset folder.
-        train_songs: number of training songs.
-        test_songs: number of test songs.
-        seconds: length of every training song.
-        sample_rate: samples per second.
-        channels: 1 or 2.
-        seed: dataset seed.
-        test_seconds: length of every test song (default: ``seconds``).
-
-    Raises:
-        ValueError: a negative song count, or an argument :func:`synthesize_song` rejects.
-    """
-    if train_songs < 0 or test_songs < 0:
-        raise ValueError(f"song counts must be non-negative, got {train_songs} train and {test_songs} test")
-    total = train_songs + test_songs
-    song_seeds = [int(s.generate_state(1, np.uint64)[0]) for s in np.random.SeedSequence(seed).spawn(total)]
-    test_seconds = seconds if test_seconds is None else test_seconds
-    logger.info(
-        "synthesising %d train songs of %.1f s + %d test songs of %.1f s at %d Hz, %d channel(s) into %s",
-        train_songs, seconds, test_songs, test_seconds, sample_rate, channels, root,
-    )  # fmt: skip
-    done = 0
-    with atomic_dir(root) as tmp:
-        for split, count, first, length in (
-            ("train", train_songs, 0, seconds),
-            ("test", test_songs, train_songs, test_seconds),
-        ):
-            (tmp / split).mkdir()
-            for i in range(count):
-                stems = synthesize_song(song_seeds[first + i], length, sample_rate, channels)
-                for name, audio in stems.items():
-                    write_audio(tmp / split / f"{split}_{i:04d}" / f"{name}.wav", audio, sample_rate)
-                done += 1
-                if (10 * done) // total > (10 * (done - 1)) // total:
-                    logger.info("synthesised %d/%d songs", done, total)
 
 
 # --- song plan and shared helpers -------------------------------------------------------------------
 
 
-def _plan_song(rng: np.random.Generator, n_samples: int, sample_rate: int) -> _Song:
+def plan_song(rng: np.random.Generator, n_samples: int, sample_rate: int) -> Song:
     """Draw tempo, swing, key, progression and harmonic rhythm of a song of ``n_samples`` samples."""
     bpm = rng.uniform(75.0, 160.0)
     if bpm < 95:
@@ -225,7 +174,7 @@ def _plan_song(rng: np.random.Generator, n_samples: int, sample_rate: int) -> _S
     chords = _PROGRESSIONS[rng.integers(len(_PROGRESSIONS))]
     if rng.random() < 0.3:
         chords = tuple(int(d) for d in rng.integers(0, 6, size=4))
-    return _Song(
+    return Song(
         sample_rate=sample_rate,
         n_samples=n_samples,
         step_seconds=15.0 / bpm,
@@ -238,7 +187,7 @@ def _plan_song(rng: np.random.Generator, n_samples: int, sample_rate: int) -> _S
     )
 
 
-def _nearest_midi(pitch_class: int, center: int) -> int:
+def nearest_midi(pitch_class: int, center: int) -> int:
     """The MIDI pitch of ``pitch_class`` in ``[center - 6, center + 6)``."""
     low = center - 6
     return low + (pitch_class - low) % 12
@@ -293,16 +242,16 @@ def _place(n: int, hits: list[tuple[int, np.ndarray, float]]) -> np.ndarray:
     return out
 
 
-def _line_pitch(notes: list[_Note], n: int) -> np.ndarray:
+def _line_pitch(notes: list[Note], n: int) -> np.ndarray:
     """MIDI pitch per sample, shape ``(n,)``, of a monophonic line: each note holds until the next starts."""
     pitch = np.full(n, notes[0].midi)
-    for note, nxt in zip(notes, notes[1:] + [_Note(n, n, 0.0)]):
+    for note, nxt in zip(notes, notes[1:] + [Note(n, n, 0.0)]):
         pitch[note.start : nxt.start] = note.midi
     return pitch
 
 
 def _line_envelope(
-    notes: list[_Note], n: int, sr: int, attack: float, decay: float, sustain: float, release: float
+    notes: list[Note], n: int, sr: int, attack: float, decay: float, sustain: float, release: float
 ) -> np.ndarray:
     """Amplitude envelope ``(n,)`` of a monophonic line: per-note ADSR, overlapping releases take the max."""
     env = np.zeros(n)
@@ -366,7 +315,7 @@ def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x)))) + 1e-12
 
 
-def _finish_stem(rng: np.random.Generator, mono: np.ndarray, channels: int, sr: int, max_pan: float) -> np.ndarray:
+def finish_stem(rng: np.random.Generator, mono: np.ndarray, channels: int, sr: int, max_pan: float) -> np.ndarray:
     """Pan/widen a ``(n,)`` stem to ``(channels, n)`` and set its RMS level; returns float32."""
     if channels == 1:
         audio = mono[None, :]
@@ -452,7 +401,7 @@ def _drum_kit(rng: np.random.Generator, sr: int) -> dict[str, list[np.ndarray]]:
     }
 
 
-def _drum_hits(rng: np.random.Generator, song: _Song) -> list[tuple[int, str, float]]:
+def drum_hits(rng: np.random.Generator, song: Song) -> list[tuple[int, str, float]]:
     """The song's drum pattern as ``(step, sound name, velocity)``: groove, ghost notes, fills and crashes."""
     hat_every = int(rng.choice([1, 2, 4], p=[0.3, 0.55, 0.15]))
     kicks = set(_KICK_PATTERNS[rng.integers(len(_KICK_PATTERNS))])
@@ -463,17 +412,17 @@ def _drum_hits(rng: np.random.Generator, song: _Song) -> list[tuple[int, str, fl
     fill_prob = rng.uniform(0.3, 0.9)
     hits: list[tuple[int, str, float]] = []
     crash = rng.random() < 0.5
-    for bar in range(-(-song.n_steps // _STEPS_PER_BAR)):
-        base = bar * _STEPS_PER_BAR
+    for bar in range(-(-song.n_steps // STEPS_PER_BAR)):
+        base = bar * STEPS_PER_BAR
         if crash:
             hits.append((base, "crash", rng.uniform(0.5, 0.8)))
         fill = int(rng.choice([4, 8])) if (bar + 1) % fill_every == 0 and rng.random() < fill_prob else 0
         crash = fill > 0 and rng.random() < 0.6
-        for s in range(_STEPS_PER_BAR):
+        for s in range(STEPS_PER_BAR):
             step = base + s
-            if s >= _STEPS_PER_BAR - fill:
+            if s >= STEPS_PER_BAR - fill:
                 if rng.random() < 0.8:
-                    rise = (s - (_STEPS_PER_BAR - fill) + 1) / fill
+                    rise = (s - (STEPS_PER_BAR - fill) + 1) / fill
                     hits.append((step, str(rng.choice(["snare", "tom_hi", "tom_lo"])), 0.5 + 0.5 * rise))
                 continue
             if s % hat_every == 0:
@@ -488,13 +437,13 @@ def _drum_hits(rng: np.random.Generator, song: _Song) -> list[tuple[int, str, fl
     return hits
 
 
-def _render_drums(rng: np.random.Generator, song: _Song) -> np.ndarray:
+def _render_drums(rng: np.random.Generator, song: Song) -> np.ndarray:
     """The drum stem ``(n,)``: the song's kit played on its pattern with a few ms of timing jitter."""
     sr = song.sample_rate
     kit = _drum_kit(rng, sr)
     jitter = int(0.003 * sr)
     hits = []
-    for step, name, vel in _drum_hits(rng, song):
+    for step, name, vel in drum_hits(rng, song):
         start = song.sample_at(step) + int(rng.integers(-jitter, jitter + 1)) if step else 0
         hits.append((start, kit[name][rng.integers(len(kit[name]))], vel))
     return _place(song.n_samples, hits)
@@ -503,7 +452,7 @@ def _render_drums(rng: np.random.Generator, song: _Song) -> np.ndarray:
 # --- bass ------------------------------------------------------------------------------------------
 
 
-def _bass_notes(rng: np.random.Generator, song: _Song) -> list[_Note]:
+def bass_notes(rng: np.random.Generator, song: Song) -> list[Note]:
     """The bass line: chord roots (MIDI 28-44, about 41-104 Hz) on a per-song rhythm, with fifths/octaves."""
     style = rng.integers(4)
     if style == 0:
@@ -511,33 +460,33 @@ def _bass_notes(rng: np.random.Generator, song: _Song) -> list[_Note]:
     elif style == 1:
         onsets = [0, 4, 8, 12]
     elif style == 2:
-        onsets = list(range(0, _STEPS_PER_BAR, 2))
+        onsets = list(range(0, STEPS_PER_BAR, 2))
     else:
-        onsets = [0] + [s for s in range(1, _STEPS_PER_BAR) if rng.random() < (0.45 if s % 2 == 0 else 0.2)]
-    lengths = np.diff(onsets + [_STEPS_PER_BAR])
+        onsets = [0] + [s for s in range(1, STEPS_PER_BAR) if rng.random() < (0.45 if s % 2 == 0 else 0.2)]
+    lengths = np.diff(onsets + [STEPS_PER_BAR])
     gate = rng.uniform(0.5, 1.0)
     low = int(rng.integers(28, 34))
     move_prob = rng.uniform(0.0, 0.4)
     step_samples = song.step_seconds * song.sample_rate
     notes = []
-    for bar in range(-(-song.n_steps // _STEPS_PER_BAR)):
+    for bar in range(-(-song.n_steps // STEPS_PER_BAR)):
         for i, (onset, length) in enumerate(zip(onsets, lengths)):
-            step = bar * _STEPS_PER_BAR + onset
+            step = bar * STEPS_PER_BAR + onset
             start = song.sample_at(step)
             if start >= song.n_samples:
                 return notes
             root = song.chord_root(step)
-            midi = _nearest_midi(song.tonic + song.semitones(root), low + 6)
+            midi = nearest_midi(song.tonic + song.semitones(root), low + 6)
             if i > 0 and rng.random() < move_prob:
                 midi += int(rng.choice([12, song.semitones(root + 4) - song.semitones(root)]))
-            notes.append(_Note(start, start + max(1, int(length * gate * step_samples)), float(midi)))
+            notes.append(Note(start, start + max(1, int(length * gate * step_samples)), float(midi)))
     return notes
 
 
-def _render_bass(rng: np.random.Generator, song: _Song) -> np.ndarray:
+def _render_bass(rng: np.random.Generator, song: Song) -> np.ndarray:
     """The bass stem ``(n,)``: saw/square/sine-ish harmonic mix of the bass line, enveloped and low-passed."""
     sr = song.sample_rate
-    notes = _bass_notes(rng, song)
+    notes = bass_notes(rng, song)
     f0 = _midi_hz(_one_pole(_line_pitch(notes, song.n_samples), rng.uniform(0.001, 0.015), sr))
     k = np.arange(1, 17)
     shapes = np.stack([1.0 / k, np.where(k % 2 == 1, 1.0 / k, 0.0), k**-3.0])  # saw, square, sine-ish
@@ -586,7 +535,7 @@ class _PluckTimbre:
         return _additive(np.full(t.size, freq), amps, sr, 0.0, damping) * level
 
 
-def _pluck_hits(rng: np.random.Generator, song: _Song, center: int) -> list[tuple[int, int, float]]:
+def pluck_hits(rng: np.random.Generator, song: Song, center: int) -> list[tuple[int, int, float]]:
     """Plucked notes as ``(start sample, MIDI pitch, velocity)``: an arpeggio or strummed chords."""
     hits = []
     if rng.random() < 0.55:
@@ -608,9 +557,9 @@ def _pluck_hits(rng: np.random.Generator, song: _Song, center: int) -> list[tupl
     else:
         onsets = _STRUM_PATTERNS[rng.integers(len(_STRUM_PATTERNS))]
         spread = rng.uniform(0.005, 0.025) * song.sample_rate
-        for bar in range(-(-song.n_steps // _STEPS_PER_BAR)):
+        for bar in range(-(-song.n_steps // STEPS_PER_BAR)):
             for i, onset in enumerate(onsets):
-                step = bar * _STEPS_PER_BAR + onset
+                step = bar * STEPS_PER_BAR + onset
                 tones = song.chord_midis(step, center)
                 vel = (1.0 if onset % 8 == 0 else 0.75) * rng.uniform(0.85, 1.0)
                 for j, midi in enumerate(tones if i % 2 == 0 else tones[::-1]):
@@ -618,7 +567,7 @@ def _pluck_hits(rng: np.random.Generator, song: _Song, center: int) -> list[tupl
     return hits
 
 
-def _render_plucks(rng: np.random.Generator, song: _Song, center: int) -> np.ndarray:
+def _render_plucks(rng: np.random.Generator, song: Song, center: int) -> np.ndarray:
     """Plucked-string part ``(n,)``: each pitch is synthesised once and placed at every hit."""
     timbre = _PluckTimbre(
         brightness=rng.uniform(0.6, 1.6),
@@ -628,7 +577,7 @@ def _render_plucks(rng: np.random.Generator, song: _Song, center: int) -> np.nda
     )
     cache: dict[int, np.ndarray] = {}
     hits = []
-    for start, midi, vel in _pluck_hits(rng, song, center):
+    for start, midi, vel in pluck_hits(rng, song, center):
         if midi not in cache:
             cache[midi] = timbre.sound(midi, song.sample_rate)
         hits.append((start, cache[midi], vel))
@@ -651,7 +600,7 @@ def _saws(freqs: np.ndarray, n: int, sr: int, phases: np.ndarray) -> np.ndarray:
     return out
 
 
-def _render_pad(rng: np.random.Generator, song: _Song, center: int) -> np.ndarray:
+def _render_pad(rng: np.random.Generator, song: Song, center: int) -> np.ndarray:
     """Pad part ``(n,)``: each chord held on detuned saws with a slow attack, then low-passed."""
     sr, n = song.sample_rate, song.n_samples
     voices = int(rng.integers(2, 4))
@@ -671,7 +620,7 @@ def _render_pad(rng: np.random.Generator, song: _Song, center: int) -> np.ndarra
     return _butter(out, "lowpass", rng.uniform(700.0, 3500.0), sr)
 
 
-def _render_other(rng: np.random.Generator, song: _Song) -> np.ndarray:
+def _render_other(rng: np.random.Generator, song: Song) -> np.ndarray:
     """The ``other`` stem ``(n,)``: plucked arpeggios/strums, a pad, or both, in the mid range."""
     center = int(rng.integers(55, 70))
     style = rng.choice(["pluck", "pad", "both"], p=[0.45, 0.25, 0.3])
@@ -687,9 +636,7 @@ def _render_other(rng: np.random.Generator, song: _Song) -> np.ndarray:
 # --- vocals ----------------------------------------------------------------------------------------
 
 
-def _melody(
-    rng: np.random.Generator, song: _Song, center: int, n_vowels: int
-) -> tuple[list[_Note], list[int], list[int]]:
+def melody(rng: np.random.Generator, song: Song, center: int, n_vowels: int) -> tuple[list[Note], list[int], list[int]]:
     """A sung melody: phrases of 12-32 steps of scale notes separated by 2-8 step rests.
 
     The pitch walks the scale in small steps and lands on chord tones on strong beats.
@@ -697,9 +644,9 @@ def _melody(
     Returns:
         The notes, each note's vowel index (< ``n_vowels``) and the index of each phrase's first note.
     """
-    tonic = _nearest_midi(song.tonic, center)
+    tonic = nearest_midi(song.tonic, center)
     degree = int(rng.integers(0, 5))
-    notes: list[_Note] = []
+    notes: list[Note] = []
     vowels: list[int] = []
     phrase_starts: list[int] = []
     step = 0
@@ -711,7 +658,7 @@ def _melody(
             if step % 8 == 0:
                 degree = _nearest_chord_degree(degree, song.chord_root(step))
             midi = float(tonic + song.semitones(degree))
-            notes.append(_Note(song.sample_at(step), song.sample_at(step + length), midi))
+            notes.append(Note(song.sample_at(step), song.sample_at(step + length), midi))
             vowels.append(int(rng.integers(n_vowels)))
             step += length
             degree = int(np.clip(degree + rng.choice([-3, -2, -1, -1, 0, 1, 1, 2, 3]), -4, 8))
@@ -725,7 +672,7 @@ def _nearest_chord_degree(degree: int, root: int) -> int:
     return next(degree + d for d in (0, -1, 1, -2, 2, -3, 3) if (degree + d) % 7 in chord)
 
 
-def _vibrato(rng: np.random.Generator, notes: list[_Note], n: int, sr: int) -> tuple[np.ndarray, np.ndarray]:
+def _vibrato(rng: np.random.Generator, notes: list[Note], n: int, sr: int) -> tuple[np.ndarray, np.ndarray]:
     """Vibrato in semitones ``(n,)`` and its phase ``(n,)``: 5-6 Hz, depth fading in after each note starts."""
     depth = np.zeros(n)
     song_depth, delay = rng.uniform(0.15, 0.6), rng.uniform(0.05, 0.25)
@@ -777,11 +724,11 @@ def _breath(rng: np.random.Generator, env: np.ndarray, phrase_onsets: list[int],
     return noise * gate
 
 
-def _render_vocals(rng: np.random.Generator, song: _Song) -> np.ndarray:
+def _render_vocals(rng: np.random.Generator, song: Song) -> np.ndarray:
     """The vocal stem ``(n,)``: a formant-filtered harmonic voice with glides, vibrato and breath."""
     sr, n = song.sample_rate, song.n_samples
     n_vowels = int(rng.integers(3, 6))
-    notes, vowels, phrase_starts = _melody(rng, song, int(rng.integers(55, 70)), n_vowels)
+    notes, vowels, phrase_starts = melody(rng, song, int(rng.integers(55, 70)), n_vowels)
     pitch = _line_pitch(notes, n)
     for first in phrase_starts[1:]:  # scoop up into each phrase from slightly below
         pitch[notes[first - 1].stop : notes[first].start] = notes[first].midi - rng.uniform(0.0, 1.5)
@@ -801,7 +748,7 @@ def _render_vocals(rng: np.random.Generator, song: _Song) -> np.ndarray:
     weights = k ** -rng.uniform(0.7, 1.3) * np.exp(rng.normal(0.0, 0.15, k.size))
     source = _additive(f0, weights, sr, rng.uniform(0.0, 2.0 * np.pi)) * env
     tracks = np.zeros((n_vowels, n))
-    for note, nxt, vowel in zip(notes, notes[1:] + [_Note(n, n, 0.0)], vowels):
+    for note, nxt, vowel in zip(notes, notes[1:] + [Note(n, n, 0.0)], vowels):
         tracks[vowel, note.start : nxt.start] = 1.0
     voiced = _formants(rng, source, _one_pole(tracks, rng.uniform(0.02, 0.06), sr), sr)
     breath = _breath(rng, env, [notes[i].start for i in phrase_starts], sr)

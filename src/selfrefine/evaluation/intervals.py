@@ -278,3 +278,74 @@ def simulate_gap_coverage(
         else:
             covered += ci["ci_low"] <= truth <= ci["ci_high"]
     return covered / trials, undefined / trials
+
+
+NESTED_METHOD = (
+    "balanced one-way random effects on run means (separator trainings nested in pipeline replicates); exact F "
+    "interval for the refinement's share, chi-square interval for the separators' variance"
+)
+
+
+def nested_split(runs: np.ndarray, level: float = LEVEL) -> dict:
+    """Run-to-run variance of a table's mean score, split between the refinement and separator training.
+
+    ``runs[k, j]`` is the mean score (over the same test songs) of separator training ``j`` within pipeline
+    replicate ``k`` (a noise draw and its classifiers; :data:`NESTED_METHOD`). With ``K`` replicates of ``J``
+    trainings, ``MS_between = J var_k(mean_j runs)`` and ``MS_within`` (``K (J - 1)`` degrees of freedom) give
+    ``σ²_separators = MS_within`` and ``σ²_refinement = max((MS_between - MS_within) / J, 0)``. The refinement's
+    share ``ρ = σ²_refinement / (σ²_refinement + σ²_separators)`` has the exact interval (normal effects) from
+    ``F = MS_between / MS_within ~ (1 + J ρ / (1 - ρ)) F(K - 1, K (J - 1))``.
+
+    Returns:
+        ``{"refinement", "separators"}`` (dB², the variance of one run's mean score each part adds),
+        ``separators_ci`` ``[low, high]``, ``share_refinement`` ``{mean, ci_low, ci_high}``, ``replicates`` (K),
+        ``separator_runs`` (J), ``method``.
+    """
+    runs = np.asarray(runs, dtype=float)
+    k, j = runs.shape
+    if k < 2 or j < 2:
+        raise ValueError(f"a nested split needs at least 2 replicates of 2 trainings, got {k} x {j}")
+    means = runs.mean(axis=1)
+    df_between, df_within = k - 1, k * (j - 1)
+    ms_between = j * float(np.var(means, ddof=1))
+    ms_within = float(((runs - means[:, None]) ** 2).sum()) / df_within
+    alpha = 1 - level
+    refinement = max((ms_between - ms_within) / j, 0.0)
+    share = refinement / (refinement + ms_within) if refinement + ms_within > 0 else 0.0
+    if ms_within > 0:
+        f = ms_between / ms_within
+        bounds = [f / stats.f.ppf(q, df_between, df_within) for q in (1 - alpha / 2, alpha / 2)]
+        low, high = (float(np.clip((b - 1) / (b - 1 + j), 0.0, 1.0)) for b in bounds)
+        chi = [df_within * ms_within / stats.chi2.ppf(q, df_within) for q in (1 - alpha / 2, alpha / 2)]
+    else:  # every training within a replicate scored alike: all of the spread is the refinement's
+        low = high = 1.0
+        chi = [0.0, 0.0]
+    return {
+        "refinement": refinement,
+        "separators": ms_within,
+        "separators_ci": [float(c) for c in chi],
+        "share_refinement": {"mean": share, "ci_low": low, "ci_high": high},
+        "replicates": k,
+        "separator_runs": j,
+        "method": NESTED_METHOD,
+    }
+
+
+def run_spread(table: np.ndarray, level: float = LEVEL) -> dict:
+    """How much one run's mean score varies from run to run, for a ``(runs, songs)`` table of one condition.
+
+    Every run scores the same songs, so the song effects cancel between runs: the run means vary with
+    ``σ²_run + σ²_res / S`` and their sample variance has ``R - 1`` degrees of freedom (chi-square interval,
+    exact for normal effects).
+
+    Returns:
+        ``{"variance", "ci_low", "ci_high", "runs"}`` (dB²); ``None`` bounds with one run.
+    """
+    means = np.asarray(table, dtype=float).mean(axis=1)
+    runs = means.size
+    if runs < 2:
+        return {"variance": 0.0, "ci_low": None, "ci_high": None, "runs": runs}
+    variance = float(np.var(means, ddof=1))
+    alpha, df = 1 - level, runs - 1
+    low, high = (df * variance / stats.chi2.ppf(q, df) for q in (1 - alpha / 2, alpha / 2))
+    return {"variance": variance, "ci_low": float(low), "ci_high": float(high), "runs": runs}

@@ -38,7 +38,15 @@ import yaml
 from selfrefine import CLASSES, paths
 from selfrefine.config import Params, ParamsError, merge_into, parse_params
 from selfrefine.errors import UserError
-from selfrefine.evaluation.intervals import METHOD, compare_conditions, crossed, difference, holm
+from selfrefine.evaluation.intervals import (
+    METHOD,
+    compare_conditions,
+    crossed,
+    difference,
+    holm,
+    nested_split,
+    run_spread,
+)
 from selfrefine.experiments.compare_docs import compare_plot, headline, interval_rows, markdown, results_section
 from selfrefine.experiments.queue import (
     SEED_KEYS,
@@ -123,10 +131,23 @@ def parse_condition(text: str, params: Params, raw: dict | None = None) -> Condi
     return Condition(text, table, tuple(overrides))
 
 
-def experiment_name(condition: Condition | str, seed: int, stamp: str) -> str:
-    """The DVC experiment of one condition and training seed in the batch ``stamp``."""
+def experiment_name(condition: Condition | str, seed: int, stamp: str, training: int = 0) -> str:
+    """The DVC experiment of one condition and training seed in the batch ``stamp`` (``training`` > 0: a further
+    separator training of that replicate, :func:`nested_args`)."""
     slug = condition.slug if isinstance(condition, Condition) else condition
-    return f"compare-{slug}-s{seed}-{stamp}"
+    return f"compare-{slug}-s{seed}" + (f"-j{training}" if training else "") + f"-{stamp}"
+
+
+NESTED_OFFSET = 1000
+"""Separator training ``j`` > 0 of pipeline replicate ``k`` sets ``separate.seed = k + 1000 j``: never a
+replicate's own separator seed (``k``)."""
+
+
+def nested_args(condition: Condition, seed: int, training: int) -> list[str]:
+    """``dvc exp run`` arguments of separator training ``training`` > 0 within pipeline replicate ``seed``: the same
+    noise draw and classifiers (``seed``), another separator seed."""
+    separators = ["-S", f"{SEED_KEYS['separators']}={seed + NESTED_OFFSET * training}"]
+    return [*condition.set_args(seed, "pipeline"), *separators]
 
 
 def _label_quality(rev: str | None, table: str) -> dict | None:
@@ -206,13 +227,25 @@ def run_comparison(
     stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
     queued = stamp_time(stamp)
     by_name = {c.name: c for c in conditions}
-    names = {(c.name, k): experiment_name(c, k, stamp) for c in conditions for k in range(seeds)}
+    names: dict[tuple, str] = {(c.name, k): experiment_name(c, k, stamp) for c in conditions for k in range(seeds)}
+    judged = by_name.get(params.separate.labels)
+    trainings = params.compare.separator_runs if vary == "pipeline" and judged and seeds > 1 else 1
+    nested = {
+        (judged.name, k, j): experiment_name(judged, k, stamp, j) for k in range(seeds) for j in range(1, trainings)
+    }
+    names |= nested
     i, n = shard or (0, 1)
     mine = {key: exp for j, (key, exp) in enumerate(sorted(names.items())) if j % n == i}
     resume = f"`selfrefine compare --stamp {stamp}` with the same --labels and --seeds" + (
         f" and --shard {i}/{n}" if shard else " (less a failed condition) collects the rest"
     )
-    args = {(name, k): [*by_name[name].set_args(k, vary), *_TARGETS] for name, k in mine}
+    args = {
+        key: [
+            *(nested_args(by_name[key[0]], *key[1:]) if key in nested else by_name[key[0]].set_args(key[1], vary)),
+            *_TARGETS,
+        ]
+        for key in mine
+    }
     found = run_batch(mine, args, [paths.SUMMARY.as_posix()], jobs, resume, poll_seconds)
     if shard is not None:
         log.info(
@@ -224,11 +257,13 @@ def run_comparison(
         return {"shard": [i, n], "experiments": list(mine.values())}
     for model in models:
         rows = [{**r, "vary": _vary(r)} for r in kept[model] if r["labels"] not in by_name] + [
-            score_row(name, seed, r, vary)
-            for (name, seed), node in sorted(found.items())
+            score_row(key[0], key[1], r, vary)
+            for key, node in sorted(found.items())
+            if key not in nested
             for r in song_scores(node["rev"], model)
         ]
         write_csv(FOLDER / f"{model}.csv", rows, SCORE_COLUMNS)
+        _keep_nested(model, judged, {key: found[key] for key in nested})
     quality_path = FOLDER / "labels.json"
     quality = json.loads(quality_path.read_text()) if quality_path.is_file() else {}
     for c in conditions:
@@ -240,8 +275,11 @@ def run_comparison(
     batch_path = FOLDER / "batch.json"
     batch = _batches(json.loads(batch_path.read_text()) if batch_path.is_file() else {})
     batch["experiments"] = {
-        key: exp for key, exp in batch["experiments"].items() if key.rsplit("/", 1)[0] not in by_name
-    } | {f"{name}/seed{k}": exp for (name, k), exp in sorted(names.items())}
+        key: exp for key, exp in batch["experiments"].items() if key.split("/", 1)[0] not in by_name
+    } | {
+        "/".join([key[0], f"seed{key[1]}", *(f"training{j}" for j in key[2:])]): exp
+        for key, exp in sorted(names.items())
+    }
     earlier = next((b for b in batch["batches"] if b["stamp"] == stamp), None)
     batch["batches"] = [b for b in batch["batches"] if b["stamp"] != stamp] + [
         {
@@ -253,6 +291,51 @@ def run_comparison(
     ]
     write_json(batch_path, batch)
     return tabulate(params)
+
+
+def nested_path(model: str, folder: Path = FOLDER) -> Path:
+    """The kept scores of the further separator trainings of the judged table (:data:`NESTED_COLUMNS`)."""
+    return folder / "separators" / f"{model}.csv"
+
+
+NESTED_COLUMNS = ["labels", "seed", "training", *SCORE_COLUMNS[2:-1]]
+"""One kept score of separator training ``training`` (1, 2, ...) within pipeline replicate ``seed``; training 0 of
+each replicate is its row in ``<model>.csv``."""
+
+
+def _keep_nested(model: str, judged: Condition | None, found: dict) -> None:
+    """Keep the nested trainings' scores of this batch; a batch that reran the judged table without them drops
+    the kept ones (their replicates' first trainings were replaced)."""
+    path = nested_path(model)
+    if found:
+        rows = [
+            {"labels": name, "seed": k, "training": j, **{c: r[c] for c in NESTED_COLUMNS[3:]}}
+            for (name, k, j), node in sorted(found.items())
+            for r in song_scores(node["rev"], model)
+        ]
+        write_csv(path, rows, NESTED_COLUMNS)
+    elif judged and path.is_file():
+        path.unlink()
+
+
+def variance_split(rows: list[dict], nested: list[dict], table: str, source: Path) -> dict | None:
+    """The nested split (:func:`~selfrefine.evaluation.intervals.nested_split`) of ``table``'s run-to-run spread:
+    each replicate's first training from the kept scores ``rows``, the further ones from ``nested`` (read from
+    ``source``); ``None`` when no replicate has a further training."""
+    nested = [r for r in nested if r["labels"] == table]
+    if not nested:
+        return None
+    first, seeds, songs = song_matrix(rows, table)
+    runs = [first.mean(axis=1)]
+    for j in sorted({int(r["training"]) for r in nested}):
+        more, their_seeds, their_songs = song_matrix([r for r in nested if int(r["training"]) == j], table)
+        if their_seeds != seeds or their_songs != songs:
+            raise UserError(
+                f"{source}: training {j} of {table} does not cover the replicates and songs of its kept runs; rerun "
+                f"`selfrefine compare` with {table}"
+            )
+        runs.append(more.mean(axis=1))
+    return nested_split(np.stack(runs, axis=1))
 
 
 def _vary(row: dict) -> str:
@@ -279,7 +362,13 @@ def _batches(batch: dict) -> dict:
 def tabulate(params: Params, folder: Path = FOLDER) -> dict:
     """Intervals from the kept per-song scores; writes compare.json / .md, the plot, docs/results.md's results
     section and the README's headline."""
-    table: dict[str, Any] = {"models": {}, "level": 0.95, "method": METHOD, "primary": list(params.compare.primary)}
+    table: dict[str, Any] = {
+        "models": {},
+        "level": 0.95,
+        "method": METHOD,
+        "primary": list(params.compare.primary),
+        "world": params.generate.engine if Path(params.data.root) == paths.GENERATED else params.data.root,
+    }
     for model in params.separate.models:
         path = folder / f"{model}.csv"
         if not path.is_file():
@@ -335,6 +424,11 @@ def tabulate(params: Params, folder: Path = FOLDER) -> dict:
         )
         if judged and len(seeds) > 1:
             entry["variance"] = crossed(scores[judged] - scores["noisy"]).components
+            entry["run_spread"] = {t: run_spread(scores[t]) for t in labels}
+            path = nested_path(model, folder)
+            split = variance_split(rows, read_csv(path), judged, path) if path.is_file() else None
+            if split:
+                entry["variance_split"] = {"table": judged, **split}
         table["models"][model] = entry
     batch, quality = folder / "batch.json", folder / "labels.json"
     table["batch"] = _batches(json.loads(batch.read_text())) if batch.is_file() else None

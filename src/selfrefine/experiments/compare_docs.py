@@ -206,6 +206,9 @@ def results_section(table: dict, rounds: list[str]) -> str:
             + ". With `vary: pipeline` the run part holds the refinement's and the separators' run-to-run spread"
             " together; with `vary: separators`, the separators' alone.",
         ]
+    split = split_text(table)
+    if split:
+        parts += ["", split]
     noise = noise_markdown(table)
     if noise:
         parts += [
@@ -239,6 +242,44 @@ def results_section(table: dict, rounds: list[str]) -> str:
     return "\n".join(parts)
 
 
+def split_text(table: dict) -> str:
+    """How much runs differ per condition, and where the judged table's spread comes from (a nested design)."""
+    names = _names(table)
+    spreads = {m: e["run_spread"] for m, e in table["models"].items() if "run_spread" in e}
+    lines = []
+    if spreads:
+        lines += [
+            "Run-to-run spread: the variance of one run's mean global SDR (dB², 95 % chi-square interval; the songs",
+            "are the same in every run, so only the runs vary). With `vary: pipeline` a run redraws what its table",
+            "depends on: clean labels do not depend on the seed, so clean's spread is separator training alone.",
+            "",
+            "| separator | " + " | ".join(display(t, names) for t in next(iter(spreads.values()))) + " |",
+            "|---|" + "---|" * len(next(iter(spreads.values()))),
+        ]
+        for model, spread in spreads.items():
+            cells = [f"{v['variance']:.4f} [{v['ci_low']:.4f}, {v['ci_high']:.4f}]" for v in spread.values()]
+            lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    splits = {m: e["variance_split"] for m, e in table["models"].items() if "variance_split" in e}
+    if not splits:
+        return "\n".join(lines)
+    first = next(iter(splits.values()))
+    lines += [
+        "",
+        f"Where {first['table']}'s run-to-run spread comes from: {first['replicates']} pipeline replicates x "
+        f"{first['separator_runs']} separator trainings each (the further ones on `separate.seed` = seed + 1000;"
+        f" `compare.separator_runs`), nested; {first['method']}. Variances of one run's mean global SDR (dB²):",
+        "",
+    ]
+    for model, v in splits.items():
+        low, high = v["separators_ci"]
+        lines.append(
+            f"- {model}: refinement (noise draw and classifiers) {v['refinement']:.4f}, separator training "
+            f"{v['separators']:.4f} [{low:.4f}, {high:.4f}]; the refinement's share "
+            f"{pct_text(v['share_refinement'])}."
+        )
+    return "\n".join(lines)
+
+
 def _label_line(rounds: dict[str, str]) -> str:
     """How right the committed run's label tables are, round by round (empty when the truth is unknown)."""
     steps = []
@@ -255,6 +296,15 @@ def _label_line(rounds: dict[str, str]) -> str:
     return (
         "Stems whose label set is right (the generator knows the truth; `metrics/refine/`): " + ", ".join(steps) + ".\n"
     )
+
+
+def _world(table: dict) -> str:
+    """Where the compared songs come from, as the headline names it."""
+    world = table.get("world")
+    if world in ("synth", "sampled"):
+        kind = "synthesised instruments" if world == "synth" else "instruments sampled from a General MIDI soundfont"
+        return f"of the generated world `{world}` ({kind}; `generate.engine`)"
+    return f"of `{world}`" if world else ""
 
 
 def headline(table: dict, rounds: dict[str, str]) -> str:
@@ -295,7 +345,8 @@ def headline(table: dict, rounds: dict[str, str]) -> str:
         [
             *lines,
             "",
-            f"Global SDR in dB on the clean test songs; {what}. Nominal 95 % intervals: {table['method']} "
+            f"Global SDR in dB on the clean test songs {_world(table)}; {what}. Nominal 95 % intervals: "
+            f"{table['method']} "
             + (
                 "(coverage checked by simulation)."
                 if all(e.get("coverage_checked") for e in table["models"].values())

@@ -86,16 +86,20 @@ def slug(text: str) -> str:
 def batch_times(found: Mapping[Hashable, dict], queued: datetime, jobs: int, earlier: Mapping | None = None) -> dict:
     """When a batch was queued, when its last experiment finished, the minutes between (its wall time), and what it
     ran on: ``jobs`` queue workers on this machine's ``cpus`` cores. ``earlier``: the record of the same batch from
-    a run before this one (a resumed batch), whose workers and cores it keeps: those it was started with."""
+    a run before this one, whose workers and cores it keeps: those it was started with. A batch that grew after
+    that record (resumed, or extended with more seeds) is marked ``resumed``: its minutes then include the time
+    between the runs and are not its wall time."""
     stamps = [node["data"]["timestamp"] for node in found.values() if node["data"].get("timestamp")]
     last = max(map(datetime.fromisoformat, stamps), default=datetime.now())
     started = earlier if earlier and "jobs" in earlier else {"jobs": jobs, "cpus": os.cpu_count()}
+    resumed = bool(earlier) and (earlier.get("resumed") or earlier.get("experiments") != len(found))
     return {
         "queued": queued.isoformat(),
         "last_finished": last.isoformat(),
         "minutes": round((last - queued).total_seconds() / 60, 1),
         "jobs": started["jobs"],
         "cpus": started["cpus"],
+        **({"resumed": True} if resumed else {}),
     }
 
 

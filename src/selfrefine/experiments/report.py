@@ -80,7 +80,12 @@ def batch_text(batch: dict) -> str:
     )
     how = [f"{batch['jobs']} queue worker(s)"] if "jobs" in batch else []
     how += [f"{batch['cpus']} CPU cores"] if "cpus" in batch else []
-    return f"{ran}: {batch['minutes']} min" + (f" ({', '.join(how)})" if how else "") + "."
+    span = (
+        f"{batch['minutes']} min, a span that includes the time between its runs (resumed), not its wall time"
+        if batch.get("resumed")
+        else f"{batch['minutes']} min"
+    )
+    return f"{ran}: {span}" + (f" ({', '.join(how)})" if how else "") + "."
 
 
 def update_section(document: Path, section: str, text: str) -> None:

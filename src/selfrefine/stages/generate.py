@@ -1,15 +1,18 @@
-"""Stage ``generate``: write the embedded synthetic multitrack set (MUSDB18-HQ layout)."""
+"""Stage ``generate``: write the embedded multitrack set (MUSDB18-HQ layout), synthesised or sampled."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from selfrefine import paths
 from selfrefine.config import Params
-from selfrefine.data.synth import generate_dataset
+from selfrefine.data.worlds import generate_dataset
 from selfrefine.stages.entry import main
 
 
 def run(params: Params) -> None:
-    """Synthesise ``generate.train_songs`` + ``generate.test_songs`` songs into ``data/generated`` (seed ``generate.seed``)."""
+    """Make ``generate.train_songs`` + ``generate.test_songs`` songs into ``data/generated`` (seed ``generate.seed``,
+    engine ``generate.engine``)."""
     g = params.generate
     generate_dataset(
         paths.GENERATED,
@@ -20,6 +23,8 @@ def run(params: Params) -> None:
         params.audio.channels,
         g.seed,
         g.test_seconds,
+        g.engine,
+        Path(g.soundfont),
     )
 
 

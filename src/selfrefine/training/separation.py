@@ -8,8 +8,9 @@ Pool policy (``separate.pool``):
   (keeps merged stems, whose extra instrument then leaks into the target).
 
 Loss (``separators.<name>.train``): the separator's ``loss``, optionally truncated
-(``truncate_quantile``, after ``truncate_after`` of the steps; :func:`truncated_mean`), a noise-robust
-alternative (or complement) to refining the labels.
+(``truncate_quantile``, after ``truncate_after`` of the steps; :func:`truncated_mean`: per source, over the
+global batch, ranked relative to each target's level), a noise-robust alternative (or complement) to refining
+the labels.
 
 Examples are random one-stem-per-class mixes (:class:`selfrefine.data.mixing.SourceMixer`), as Demucs
 trains; validation examples are mixed from the pools of held-out songs, never trained on.
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from selfrefine import CLASSES
+from selfrefine import CLASSES, distributed
 from selfrefine.data.audio import samples
 from selfrefine.data.labels import LabelledStem, build_pools, split_songs
 from selfrefine.data.mixing import SourceMixer
@@ -46,16 +47,39 @@ def model_kwargs(block: dict[str, Any], sample_rate: int, channels: int, segment
     }
 
 
-def truncated_mean(losses: torch.Tensor, quantile: float) -> torch.Tensor:
-    """Mean of the ``losses`` at or below their ``quantile`` (the rest get no gradient).
+def truncated_mean(losses: torch.Tensor, quantile: float, levels: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of the loss terms that each source keeps after loss truncation (the rest get no gradient).
 
-    A stem whose label is wrong makes its examples' loss large and its gradient wrong; leaving out each
-    batch's largest per-example, per-source losses keeps most of them out of training (loss truncation).
-    The lowest value always stays, so the mean is defined.
+    A stem whose label is wrong makes its examples' loss large and its gradient wrong; each step leaves out,
+    *per source* (a column of ``losses``, ``(B, S)``; ``(B, 1)`` for a loss that mixes the sources), the
+    ``floor((1 - quantile) * B)`` terms of the global batch that rank highest, as the strongest SDX'23
+    label-noise entries did. They rank by ``losses / levels``: each term relative to its target's level, so a
+    loud example does not rank high for being loud (``levels`` ``None``: the losses themselves). Under DDP the
+    ranking spans every rank's share (one threshold per source for the global batch) and the mean is over the
+    kept terms of all ranks. A batch too small to leave one term out keeps every term; terms tied with the
+    last kept one stay.
     """
-    values = losses.detach().float().flatten()
-    keep = (losses.detach() <= torch.quantile(values, quantile).to(losses.dtype)).to(losses.dtype)
-    return (losses * keep).sum() / keep.sum()
+    scores = (losses.detach() / levels if levels is not None else losses.detach()).float()
+    everyone = distributed.gather(scores)
+    total = everyone.shape[0]
+    drop = int(np.floor((1.0 - quantile) * total + 1e-9))
+    if drop == 0:
+        return losses.mean()
+    threshold = everyone.sort(dim=0).values[total - drop - 1]  # per source, the highest score kept
+    keep = (scores <= threshold).to(losses.dtype)
+    kept = distributed.total(float(keep.sum()))
+    return (losses * keep).sum() * distributed.world_size() / kept
+
+
+def target_levels(sources: torch.Tensor, columns: int, loss_name: str) -> torch.Tensor:
+    """Each loss term's target level, what :func:`truncated_mean` ranks relative to: the loss a silent estimate
+    would get, ``mean |target|`` for ``l1`` and ``mean target²`` otherwise (``mse``; X-UMX's multidomain loss,
+    whose magnitude term grows with the square of the level), per example and source, or per example where the
+    loss has one column. ``sources`` is ``(B, S, C, T)``."""
+    power = 1 if loss_name == "l1" else 2
+    per_source = sources.detach().abs().pow(power).flatten(2).mean(-1)
+    levels = per_source if columns == per_source.shape[1] else per_source.mean(1, keepdim=True)
+    return levels + 1e-8
 
 
 class SeparatorTraining:
@@ -87,7 +111,7 @@ class SeparatorTraining:
         tp = train_params
         self.name = f"train-{name}"
         self.separator, self.kwargs = name, kwargs
-        self.loss_fn = loss(name, tp.loss)
+        self.loss_fn, self.loss_name = loss(name, tp.loss), tp.loss
         self.truncate, self.truncate_from, self.step = tp.truncate_quantile, int(tp.truncate_after * tp.steps), 0
         train_idx, val_idx = split_songs(stems, tp.val_fraction, seed, f"{name}.train.val_fraction")
         self.pools = build_pools(stems, pool_policy, train_idx)
@@ -109,7 +133,8 @@ class SeparatorTraining:
     def loss(self, model: nn.Module, mix: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
         if self.truncate is None or self.step < self.truncate_from:
             return self.loss_fn(model, mix, sources)
-        return truncated_mean(self.loss_fn(model, mix, sources, reduce=False), self.truncate)
+        terms = self.loss_fn(model, mix, sources, reduce=False)
+        return truncated_mean(terms, self.truncate, target_levels(sources, terms.shape[1], self.loss_name))
 
     def validate(self, model: nn.Module) -> dict[str, float]:
         losses, sdrs = [], []

@@ -33,8 +33,9 @@ class DvcError(UserError):
 
 
 #: Seconds a dvc command may take before it counts as failed (and is killed): a ``dvc exp show`` was seen to
-#: block forever on a lock while queue workers ran; the batch's polling loop then asks again.
-DVC_TIMEOUT = 600.0
+#: block forever on a futex (while queue workers ran, and in the study test's repository); the batch's polling
+#: loop then asks again. Answers take seconds, so 5 min bounds what a hang costs.
+DVC_TIMEOUT = 300.0
 
 
 def dvc(*args: str) -> str:

@@ -38,6 +38,7 @@ def _env(repo: Path) -> dict[str, str]:
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "PYTHONPATH": str(repo / "src"),
+        "SELFREFINE_DVC_TIMEOUT": "60",  # a dvc exp show that hangs (seen here) costs a minute, not the default 5
     }
 
 

@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -153,9 +154,9 @@ def _judge(error: BaseException | None, rows: list[dict], skipped: list[dict], t
 def fuzz_audio(count: int, seed: int = 0, stage_runs: int = 0) -> dict:
     """``count`` damaged files through the index (in-process), the first ``stage_runs`` also through the stage."""
     rng = np.random.default_rng(seed)
-    outcomes: dict[str, int] = {}
+    outcomes: Counter[str] = Counter()
     failures: list[dict] = []
-    by_kind: dict[str, dict[str, int]] = {k: {} for k in AUDIO_MUTATIONS}
+    by_kind = {k: Counter() for k in AUDIO_MUTATIONS}
     stage = {"tried": 0, "survived": 0, "failures": []}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -175,8 +176,8 @@ def fuzz_audio(count: int, seed: int = 0, stage_runs: int = 0) -> dict:
                 error = err
             verdict = _judge(error, rows, skipped, target, mode)
             survived = verdict in ("accepted", "skipped", "stopped")
-            outcomes[verdict if survived else "failed"] = outcomes.get(verdict if survived else "failed", 0) + 1
-            by_kind[kind][verdict.split(":")[0]] = by_kind[kind].get(verdict.split(":")[0], 0) + 1
+            outcomes[verdict if survived else "failed"] += 1
+            by_kind[kind][verdict.split(":")[0]] += 1
             if not survived:
                 failures.append({"mutation": kind, "base": base.name, "mode": mode, "verdict": verdict})
             if i < stage_runs:
@@ -276,8 +277,8 @@ def fuzz_params(count: int, seed: int = 0, check_runs: int = 0) -> dict:
     ``selfrefine check``."""
     rng = np.random.default_rng(seed)
     base = yaml.safe_load((ROOT / "params.yaml").read_text())
-    outcomes = {"valid": 0, "one_line": 0}
-    by_kind: dict[str, dict[str, int]] = {}
+    outcomes = Counter({"valid": 0, "one_line": 0})
+    by_kind: defaultdict[str, Counter[str]] = defaultdict(Counter)
     failures: list[dict] = []
     check = {"tried": 0, "survived": 0, "failures": []}
     started = time.perf_counter()
@@ -293,8 +294,7 @@ def fuzz_params(count: int, seed: int = 0, check_runs: int = 0) -> dict:
                 verdict = "one_line" if "\n" not in str(err) and str(path) in str(err) else f"message: {err}"
             except Exception as err:  # the drill counts what escapes
                 verdict = f"traceback: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-            by_kind.setdefault(kind, {})
-            by_kind[kind][verdict.split(":")[0]] = by_kind[kind].get(verdict.split(":")[0], 0) + 1
+            by_kind[kind][verdict.split(":")[0]] += 1
             if verdict in outcomes:
                 outcomes[verdict] += 1
             else:

@@ -16,7 +16,12 @@ Each drill writes its section of ``benchmarks/results/drills.json`` (the other s
   out of range; a section replaced by a scalar; broken YAML), loaded as every stage loads it. Survived: valid, or
   one line (``ParamsError``). ``--check N`` of them also run ``selfrefine check`` (which builds every model).
 
-The test suite runs both, smaller (``tests/test_drills.py``).
+* ``kill``, ``full-disk``, ``source-stems``, ``shared-cache``: drills on the real DAG (the smoke profile in
+  scratch projects), described in ``benchmarks/drill_runs.py``: SIGKILL at random moments of every stage, a
+  tmpfs that fills up, the user's own files under DVC's cache types, two clones on one stem cache.
+
+The test suite runs the fuzz drills smaller (``tests/test_drills.py``), and checks the user's files and a full
+disk in ``tests/test_pipeline.py`` and ``tests/test_drills.py``.
 """
 
 from __future__ import annotations
@@ -43,6 +48,9 @@ from selfrefine import CLASSES
 from selfrefine.config import load_params
 from selfrefine.data.index import Checks, build_index
 from selfrefine.errors import UserError
+
+sys.path.insert(0, str(Path(__file__).parent))
+import drill_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "drills.json"
@@ -315,16 +323,28 @@ def fuzz_params(count: int, seed: int = 0, check_runs: int = 0) -> dict:
     return _summary(count, failures, outcomes, by_kind, started) | {"check": check}
 
 
+FUZZ = ("fuzz-audio", "fuzz-params")
+RUNS = {
+    "kill": lambda work, args: drill_runs.kill(work, args.kills, args.seed),
+    "full-disk": lambda work, args: drill_runs.full_disk(work, args.disk_points),
+    "source-stems": lambda work, args: drill_runs.source_stems(work),
+    "shared-cache": lambda work, args: drill_runs.shared_cache(work),
+}
+"""The drills on the real DAG (``drill_runs``), each in a scratch folder."""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", choices=["fuzz-audio", "fuzz-params"], action="append")
+    parser.add_argument("--only", choices=[*FUZZ, *RUNS], action="append")
     parser.add_argument("--audio", type=int, default=500, help="damaged audio files")
     parser.add_argument("--stage", type=int, default=20, help="of them, also through the index stage")
     parser.add_argument("--params", type=int, default=200, help="damaged params files")
     parser.add_argument("--check", type=int, default=10, help="of them, also through selfrefine check")
+    parser.add_argument("--kills", type=int, default=20, help="kills per stage of the smoke DAG")
+    parser.add_argument("--disk-points", type=int, default=5, help="tmpfs sizes for the full-disk drill")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    only = set(args.only or ["fuzz-audio", "fuzz-params"])
+    only = set(args.only or [*FUZZ, *RUNS])
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     if "fuzz-audio" in only:
         results["fuzz-audio"] = fuzz_audio(args.audio, args.seed, args.stage)
@@ -332,6 +352,12 @@ def main() -> None:
     if "fuzz-params" in only:
         results["fuzz-params"] = fuzz_params(args.params, args.seed, args.check)
         print("fuzz-params:", json.dumps({k: results["fuzz-params"][k] for k in ("tried", "survived", "tracebacks")}))
+    with tempfile.TemporaryDirectory(prefix="drills-") as shared:  # one reference run for every DAG drill
+        for name in [n for n in RUNS if n in only]:
+            (Path(shared) / name).mkdir()
+            results[name] = RUNS[name](Path(shared) / name, args)
+            print(f"{name}:", json.dumps({k: results[name].get(k) for k in ("tried", "survived", "skipped")}))
+            RESULTS.write_text(json.dumps(results, indent=1) + "\n")  # a long drill's section is kept as it ends
     from common import machine_info
 
     results["machine"] = machine_info()

@@ -1,4 +1,5 @@
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -409,3 +410,23 @@ def test_a_batch_that_grew_after_its_first_record_does_not_claim_its_span_as_wal
     assert "not its wall time" in batch_text({**grown, "experiments": 3})
     again = batch_times(found, queued, 1, {**grown, "experiments": 3})
     assert again["resumed"], "once resumed, always"
+
+
+def test_queue_workers_side_by_side_divide_the_cores_between_them(tmp_path: Path, monkeypatch) -> None:
+    """Two workers each running torch on every core slow each other far more than twice (measured: an audit 10x
+    slower beside a training stage): ``dvc queue start -j N`` gives each worker's stages 1/N of the cores."""
+    from selfrefine.experiments import queue
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert queue.worker_threads(1, cpus=2) == {}
+    assert queue.worker_threads(2, cpus=2) == {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    assert queue.worker_threads(3, cpus=16)["OMP_NUM_THREADS"] == "5"
+    script = tmp_path / "dvc"  # a dvc that records the environment its queue workers would inherit
+    script.write_text(f'#!/bin/sh\necho "$OMP_NUM_THREADS" > {tmp_path / "threads"}\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    queue.dvc("queue", "start", "-j", "2")
+    assert (tmp_path / "threads").read_text().strip() == str(max(1, (os.cpu_count() or 1) // 2))
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")  # the user's own setting wins
+    queue.dvc("queue", "start", "-j", "2")
+    assert (tmp_path / "threads").read_text().strip() == "7"

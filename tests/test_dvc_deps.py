@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from dvc.repo import Repo
@@ -19,7 +24,7 @@ def _stages() -> list:
 
 def _code(stage) -> set[str]:
     """The stage's python modules: the one its cmd runs, plus the separator its key names (loaded by name)."""
-    match = re.fullmatch(r"python -m (selfrefine\.stages\.\w+)(.*)", stage.cmd)
+    match = re.fullmatch(r"PYTHONPATH=src python -m (selfrefine\.stages\.\w+)(.*)", stage.cmd)
     assert match, f"{stage.name}: cmd {stage.cmd!r} does not run a stage module"
     args = match.group(2).split()
     loaded = [f"{SEPARATORS}.{a}" for a in args[:1] if a in separators()]
@@ -60,3 +65,15 @@ def test_every_stage_can_be_restored_from_the_run_cache(stage) -> None:
     assert stage.cmd and stage.deps and stage.outs and not stage.always_changed, stage.addressing
     keyless = [o.def_path for o in stage.outs if o.persist or o.protocol != "local" or not o.is_in_repo]
     assert not keyless, f"{stage.addressing}: persist or external outs {keyless} keep it out of the run cache"
+
+
+def test_a_stage_runs_the_code_of_the_copy_it_runs_in(tmp_path) -> None:
+    """A queued experiment runs in its own copy (.dvc/tmp/exps/...); its stages must import that copy's code,
+    which DVC hashed as their deps, not the checkout the venv's editable install points at."""
+    stage = next(s for s in _stages() if s.name == "validate")
+    shutil.copytree(ROOT / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "src/selfrefine/stages/validate.py").write_text("import selfrefine\nprint(selfrefine.__file__)\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    done = subprocess.run(stage.cmd, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    assert Path(done.stdout.strip()).resolve() == (tmp_path / "src/selfrefine/__init__.py").resolve(), done.stdout

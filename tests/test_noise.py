@@ -124,3 +124,29 @@ def test_nothing_to_corrupt_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="run the index stage first"):
         corrupt_dataset([], tmp_path / "noisy", 0.3, {"swap": 1}, 0, RATE, 1, True, True)
     assert not (tmp_path / "noisy").exists()
+
+
+@pytest.mark.parametrize(
+    ("config", "links"), [("", False), ("[cache]\n    type = hardlink,copy\n", True), (None, True)]
+)
+def test_stems_are_hard_linked_only_where_dvc_copies_them_into_its_cache(
+    dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: str | None, links: bool
+) -> None:
+    """DVC with cache type hardlink links a committed output into its cache and makes it read-only: a user's
+    stem hard-linked into data/noisy would become that read-only cache object. Then (or with no DVC config to
+    read) the clean stems are copied; with DVC's default types, linked."""
+    from selfrefine.stages.corrupt import dvc_links_cache
+
+    project = tmp_path / "project"
+    if config is not None:
+        (project / ".dvc").mkdir(parents=True)
+        (project / ".dvc" / "config").write_text(config)
+    project.mkdir(exist_ok=True)
+    monkeypatch.chdir(project)
+    assert dvc_links_cache() is links
+    rows = [{"song": s.song, "stem": s.stem, "path": str(s.path)} for s in training_stems(dataset, "musdb").stems]
+    out, _ = corrupt_dataset(rows, tmp_path / "noisy", 0.0, {"swap": 1}, 0, RATE, 1, True, True, link=not links)
+    source = next(s.path for s in training_stems(dataset, "musdb").stems)
+    copy = next(Path(r["path"]) for r in out if Path(r["path"]).name == source.name and source.parent.name in r["path"])
+    assert copy.read_bytes() == source.read_bytes()
+    assert copy.samefile(source) is not links

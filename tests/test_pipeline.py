@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import json
 import math
 import os
@@ -337,14 +338,27 @@ def _layout_fixture(repo: Path, layout: str) -> dict:
     return {"root": "library", "layout": layout, "test_root": "clean_test", "on_bad_file": "skip", "bad": str(bad)}
 
 
-@pytest.mark.parametrize("layout", ["songs", "csv"])
-def test_a_users_library_in_each_layout_runs_the_pipeline(repo: Path, layout: str) -> None:
+def _files(*roots: Path) -> dict[str, tuple]:
+    """Every file under ``roots``: its SHA-256, mode and mtime (ns)."""
+    return {
+        str(f): (hashlib.sha256(f.read_bytes()).hexdigest(), f.stat().st_mode, f.stat().st_mtime_ns)
+        for root in roots
+        for f in sorted(root.rglob("*"))
+        if f.is_file()
+    }
+
+
+@pytest.mark.parametrize(("layout", "cache"), [("songs", "hardlink"), ("csv", "reflink,copy")])
+def test_a_users_library_in_each_layout_runs_the_pipeline(repo: Path, layout: str, cache: str) -> None:
     data = _layout_fixture(repo, layout)
     bad = Path(data.pop("bad"))
     _set_params(repo, data=data)
+    _run(repo, "dvc", "config", "--local", "cache.type", cache)
+    before = _files(repo / "library", repo / "clean_test")
     # the smoke profile trains separators on the noisy labels: from the library to a test SDR in four stages
     proc = _run(repo, "dvc", "repro", "evaluate@demucs")
     assert _ran(proc) == {"index", "corrupt", "train@demucs", "evaluate@demucs"}
+    assert _files(repo / "library", repo / "clean_test") == before, "the user's files: bytes, mode and mtime kept"
     index = _metrics(repo)["metrics/index.json"]
     assert index["layout"] == layout and index["songs"] == {"train": 11, "test": 3}
     assert [s["path"] for s in index["skipped_files"]] == [str(bad.relative_to(repo))], "the user's own file is named"
@@ -623,6 +637,8 @@ def test_two_shards_in_two_clones_merge_into_the_table_of_one_run(repo: Path, tm
                 f"{i}/2",
                 "--stamp",
                 stamp,
+                "--jobs",  # the threads of the one-machine run below (--jobs 2): the same float arithmetic
+                "2",
             ],
             cwd=machine,
             env=_env(machine),

@@ -12,6 +12,8 @@ from selfrefine.data.stems import StemStore
 from selfrefine.refine import (
     audio_probabilities,
     class_thresholds,
+    confirm_changes,
+    later_round,
     refinement_scores,
     relabel,
     stem_probabilities,
@@ -105,3 +107,20 @@ def test_adaptive_thresholds_separate_the_validation_classes() -> None:
     adaptive = class_thresholds("adaptive", targets, probs)
     assert np.all((adaptive > 0.3) & (adaptive <= 0.6))
     np.testing.assert_array_equal(class_thresholds(0.9, targets, probs), np.full(4, 0.9))
+
+
+def test_a_later_round_relabels_averages_or_changes_only_what_it_is_sure_of() -> None:
+    """refine.later_rounds: the paper relabels from the round's probabilities alone; ``average`` thresholds the
+    mean with the earlier round's; ``confirm`` keeps the earlier label set but where the classifier is sure."""
+    stems = [LabelledStem("s", "other", "p", frozenset({"other"})), LabelledStem("s", "bass", "q", frozenset())]
+    now = np.array([[0.1, 0.1, 0.8, 0.6], [0.05, 0.1, 0.2, 0.95]], dtype=np.float32)  # vocals heard in 'other'
+    earlier = np.array([[0.1, 0.1, 0.9, 0.2], [0.9, 0.1, 0.2, 0.1]], dtype=np.float32)
+    half = np.full(len(CLASSES), 0.5)
+    paper, probs = later_round(stems, now, earlier, half, "relabel", 0.9)
+    assert [s.labels for s in paper] == [{"other", "vocals"}, {"vocals"}] and probs is now
+    mean, probs = later_round(stems, now, earlier, half, "average", 0.9)
+    assert [s.labels for s in mean] == [{"other"}, {"vocals"}] and np.allclose(probs, (now + earlier) / 2)
+    sure, _ = later_round(stems, now, earlier, half, "confirm", 0.9)
+    assert [s.labels for s in sure] == [{"other"}, {"vocals"}], "0.6 adds nothing; 0.95 adds vocals"
+    sure, _ = later_round(stems, now, earlier, half, "confirm", 0.85)
+    assert sure[0].labels == {"other"} and confirm_changes(stems[:1], now[:1] * 0 + 0.1, 0.85)[0].labels == set()

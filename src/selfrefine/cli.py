@@ -10,12 +10,13 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from selfrefine.errors import UserError
+from selfrefine.errors import UserError, disk_full
 from selfrefine.paths import AUDIT_REPORT, PARAMS, PROFILES, SEPARATED, separator_model
 
 HELP = (
@@ -59,6 +60,12 @@ def _face(fn, *args) -> None:
         fn(*args)
     except UserError as err:
         typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1) from None
+    except OSError as err:
+        full = disk_full(err, [Path.cwd(), Path(tempfile.gettempdir())])
+        if full is None:
+            raise
+        typer.echo(f"error: {full}", err=True)
         raise typer.Exit(1) from None
 
 
@@ -188,10 +195,11 @@ def try_models(p) -> None:
 
     from selfrefine.data.audio import samples
     from selfrefine.models.registry import ModelError, block_key, build
+    from selfrefine.training.mixtrain import classifier_kwargs
     from selfrefine.training.separation import model_kwargs
 
     sr, channels = p.audio.sample_rate, p.audio.channels
-    models = [("classifier", {**p.classifier.model, "sample_rate": sr}, p.classifier.train.crop_seconds)]
+    models = [("classifier", classifier_kwargs(p.classifier.model, sr), p.classifier.train.crop_seconds)]
     models += [
         (name, model_kwargs(block.model, sr, channels, block.train.segment_seconds), block.train.segment_seconds)
         for name, block in p.separators.items()

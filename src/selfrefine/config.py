@@ -195,6 +195,14 @@ class RefineParams:
     """Out-of-fold refinement: the songs are split into ``folds`` folds, one classifier is mix-trained per
     fold on the other folds' songs and relabels only its own fold's. 1: one classifier relabels the stems
     it was trained on (the paper). Every round uses it; the classify stage trains ``folds`` classifiers."""
+    later_rounds: str = field(default="relabel", metadata=_one_of("relabel", "average", "confirm"))
+    """What a round trained on an earlier round's table (``refined_<r>``) does with its probabilities: ``relabel``
+    thresholds them alone (the paper); ``average`` thresholds their mean with that table's probabilities (which
+    it writes, so a third round averages with the mean of the first two); ``confirm`` keeps the table's label
+    sets but for a class whose probability reaches ``confirm`` (added) or falls to ``1 - confirm`` (dropped).
+    Rounds trained on ``noisy`` or ``clean`` always relabel."""
+    confirm: float = field(default=0.9, metadata=_check(lambda v: 0.5 < v < 1, "a probability in (0.5, 1)"))
+    """``later_rounds: confirm``: the probability a change of a label set needs."""
     rounds: dict[str, str] = field(default_factory=lambda: {"1": "noisy", "2": "refined_1", "clean": "clean"})
     """Round -> the label table its classifier is mix-trained on (``noisy``, ``clean`` or an earlier
     round's ``refined_<round>``); round ``r`` writes ``refined_<r>``. Drives the ``classify@r`` and

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from selfrefine.errors import UserError
+from selfrefine.errors import FULL, UserError
 
 
 @contextlib.contextmanager
@@ -32,21 +32,35 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as err:
+        if err.errno in FULL and not err.filename:  # a write() that found the disk full names no file: name it
+            raise OSError(err.errno, err.strerror, str(path)) from err
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield an empty temporary folder beside ``path``; it replaces ``path`` only if the block succeeds."""
+    """Yield an empty temporary folder beside ``path``; it replaces ``path`` only if the block succeeds.
+
+    The old folder is renamed away before the new one is renamed in, and deleted after: a process killed at any
+    moment leaves ``path`` whole (old or new) or absent, never half deleted."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        old = tmp.with_suffix(".old")
         if path.exists():
-            shutil.rmtree(path)
+            os.replace(path, old)
         os.replace(tmp, path)
+        if old.exists():
+            shutil.rmtree(old)
+    except OSError as err:
+        if err.errno in FULL and not err.filename:
+            raise OSError(err.errno, err.strerror, str(path)) from err
+        raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -61,6 +75,19 @@ def _finite(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_finite(v) for v in value]
     return value
+
+
+def write_torch(path: str | Path, obj: Any) -> None:
+    """``torch.save`` ``obj`` to ``path``, atomically. Serialised in memory first: a file system that fills up
+    then raises ``OSError`` (ENOSPC, named by :func:`atomic_path`), where torch's own writer raises a bare
+    RuntimeError. The archive is the one ``torch.save`` writes to any file object (named ``archive``), so the
+    bytes do not depend on the path."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getbuffer())
 
 
 def write_json(path: str | Path, data: Any) -> None:

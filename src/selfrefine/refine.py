@@ -99,6 +99,32 @@ def relabel(stems: list[LabelledStem], probs: np.ndarray, thresholds: np.ndarray
     ]
 
 
+def confirm_changes(stems: list[LabelledStem], probs: np.ndarray, confirm: float) -> list[LabelledStem]:
+    """``stems``' label sets, changed only where the classifier is sure: a class joins at a probability of at least
+    ``confirm`` and leaves at ``1 - confirm`` or less (``refine.later_rounds: confirm``)."""
+    return [
+        LabelledStem(
+            s.song,
+            s.stem,
+            s.path,
+            frozenset(c for c, p in zip(CLASSES, row) if (p > 1 - confirm if c in s.labels else p >= confirm)),
+        )
+        for s, row in zip(stems, probs, strict=True)
+    ]
+
+
+def later_round(
+    stems: list[LabelledStem], probs: np.ndarray, earlier: np.ndarray, thresholds: np.ndarray, mode: str, confirm: float
+) -> tuple[list[LabelledStem], np.ndarray]:
+    """The label sets (and the probabilities it reports) of a round trained on an earlier round's table ``stems``,
+    whose probabilities are ``earlier`` (``refine.later_rounds``: relabel, average or confirm)."""
+    if mode == "average":
+        probs = (probs + earlier) / 2
+    if mode == "confirm":
+        return confirm_changes(stems, probs, confirm), probs
+    return relabel(stems, probs, thresholds), probs
+
+
 def table_extras(stems: list[LabelledStem], refined: list[LabelledStem], probs: np.ndarray) -> list[dict]:
     """Extra label-table columns: per-class probabilities and whether the file-name label changed."""
     return [

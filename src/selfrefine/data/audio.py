@@ -77,13 +77,13 @@ def decode(path: str | Path) -> tuple[np.ndarray, int]:
     if not path.is_file():
         raise AudioError(f"{path}: no such file")
     try:
-        info = sf.info(str(path))
-        if info.samplerate > 0 and info.frames / info.samplerate > MAX_SECONDS:
-            raise AudioError(
-                f"{path}: its header claims {info.frames / info.samplerate / 3600:.0f} h of audio, more than "
-                f"{MAX_SECONDS / 3600:.0f} h: a damaged header; re-export it"
-            )
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        with sf.SoundFile(str(path)) as file:  # one open: the header is checked before the data is read
+            if file.samplerate > 0 and file.frames / file.samplerate > MAX_SECONDS:
+                raise AudioError(
+                    f"{path}: its header claims {file.frames / file.samplerate / 3600:.0f} h of audio, more than "
+                    f"{MAX_SECONDS / 3600:.0f} h: a damaged header; re-export it"
+                )
+            data, rate = file.read(dtype="float32", always_2d=True), file.samplerate
     except (sf.LibsndfileError, RuntimeError, ValueError) as err:
         raise AudioError(f"{path}: unreadable audio ({str(err).splitlines()[0]}); convert it to WAV or FLAC") from None
     except MemoryError:

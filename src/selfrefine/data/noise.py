@@ -124,12 +124,15 @@ def corrupted_audio(own: np.ndarray, other: np.ndarray | None, corruption: Corru
     return np.zeros_like(own)
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
-    """Hard-link ``src`` to ``dst`` where the file system allows it, else copy the bytes."""
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
+def _link_or_copy(src: Path, dst: Path, link: bool) -> None:
+    """Hard-link ``src`` to ``dst`` if ``link`` and the file system allows it, else copy the bytes."""
+    if link:
+        try:
+            os.link(src, dst)
+            return
+        except OSError:
+            pass
+    shutil.copyfile(src, dst)
 
 
 def corrupt_dataset(
@@ -142,6 +145,7 @@ def corrupt_dataset(
     channels: int,
     convert: bool,
     truth_known: bool,
+    link: bool = False,
 ) -> tuple[list[dict], dict[str, float]]:
     """Write a noisy copy of the indexed training stems to ``out/train/<song>/`` and their truth.
 
@@ -156,6 +160,9 @@ def corrupt_dataset(
         convert: whether sources of another rate or channel count are converted (else an error).
         truth_known: whether the source stems are clean; if not (real noisy data) the truth column is
             ``?`` and ``rate`` must be 0.
+        link: hard-link the stems it leaves clean (else copy them). Only where the output's owner will not
+            hard-link it into a cache that it then makes read-only: DVC with ``cache.type: hardlink`` would turn
+            the user's own file into a read-only cache object (:func:`selfrefine.stages.corrupt.dvc_links_cache`).
 
     Returns:
         (rows, summary): per stem ``{"song", "stem", "path", "noise", "truth"}`` with ``path`` the
@@ -179,7 +186,7 @@ def corrupt_dataset(
                 corruption = plan.get((song, label))
                 if corruption is None:  # the user's file, byte for byte, in its own format
                     name = f"{label}{source[(song, label)].suffix.lower()}"
-                    _link_or_copy(source[(song, label)], tmp / "train" / song / name)
+                    _link_or_copy(source[(song, label)], tmp / "train" / song / name, link)
                     truth = frozenset({label})
                 else:
                     name = f"{label}.wav"

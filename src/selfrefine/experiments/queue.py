@@ -46,8 +46,13 @@ def dvc(*args: str) -> str:
     our pipes, which would otherwise stay open until the worker exits.
     """
     if args[:2] == ("queue", "start"):
+        jobs = int(args[args.index("-j") + 1]) if "-j" in args else 1
         proc = subprocess.run(
-            ["dvc", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+            ["dvc", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, **worker_threads(jobs)},
         )
         if proc.returncode != 0:
             raise DvcError(f"dvc {' '.join(args)} failed with exit code {proc.returncode}")
@@ -60,6 +65,16 @@ def dvc(*args: str) -> str:
         lines = (proc.stderr or proc.stdout).strip().splitlines()
         raise DvcError(f"dvc {' '.join(args)} failed: {lines[-1] if lines else f'exit code {proc.returncode}'}")
     return proc.stdout
+
+
+def worker_threads(jobs: int, cpus: int | None = None) -> dict[str, str]:
+    """The thread settings of ``jobs`` queue workers side by side (inherited by their stages): each worker's torch
+    gets its share of the ``cpus`` cores, so that two workers do not run 2 x all-cores threads on them. One worker
+    (and a user's own ``OMP_NUM_THREADS``) keeps torch's default."""
+    if jobs <= 1 or "OMP_NUM_THREADS" in os.environ:
+        return {}
+    share = str(max(1, (cpus or os.cpu_count() or 1) // jobs))
+    return {"OMP_NUM_THREADS": share, "MKL_NUM_THREADS": share}
 
 
 def _nodes(tree: Any) -> Iterator[dict]:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from selfrefine.models.registry import build
-from selfrefine.outputs import atomic_path
+from selfrefine.outputs import write_torch
 from selfrefine.paths import require
 
 
@@ -27,8 +27,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, name: str, kwargs: dict[
         "state": model.state_dict(),
         "provenance": provenance,
     }
-    with atomic_path(path) as tmp, tmp.open("wb") as f:
-        torch.save(package, f)  # a file object, not the path: torch names the archive after the (random) file name
+    write_torch(path, package)  # not torch.save(path): it names the archive after the file
 
 
 def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:

@@ -17,6 +17,21 @@ from selfrefine.stages.entry import main
 log = logging.getLogger("selfrefine.stages.corrupt")  # not __name__: run as __main__
 
 
+def dvc_links_cache() -> bool:
+    """Whether DVC, committing ``data/noisy``, may hard-link its files into its cache (cache types starting with
+    ``hardlink``, or no DVC config found here): it then makes them read-only, and a hard-linked user's file
+    would become a read-only cache object. With ``reflink``/``copy``/``symlink`` DVC copies into its cache."""
+    try:
+        from dvc.config import Config
+        from dvc.repo import Repo
+
+        Repo.find_root()  # raises outside a DVC repository
+        types = Config.from_cwd()["cache"].get("type") or ["reflink", "copy"]
+    except Exception:  # no DVC repository (a stage run by hand) or an unreadable config
+        return True
+    return (types if isinstance(types, list) else [types])[0] == "hardlink"
+
+
 def run(params: Params) -> None:
     """Write ``data/noisy`` (stems and ``truth.csv``), ``data/labels/{noisy,clean}.csv`` and ``metrics/noise.json``."""
     rows, summary = corrupt_dataset(
@@ -29,6 +44,7 @@ def run(params: Params) -> None:
         params.audio.channels,
         params.data.convert,
         params.data.truth,
+        link=not dvc_links_cache(),
     )
     for name, stems in label_tables(rows).items():
         write_label_table(paths.label_table(name), stems)

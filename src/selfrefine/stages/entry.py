@@ -8,13 +8,14 @@ import logging
 import os
 import resource
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from selfrefine import distributed, paths
 from selfrefine.config import load_params
-from selfrefine.errors import UserError
+from selfrefine.errors import UserError, disk_full
 from selfrefine.outputs import write_json
 
 Body = Callable[..., dict[str, float] | None]
@@ -35,6 +36,13 @@ def run_stage(stage: str, body: Body, params_path: str | Path, *args: str) -> in
     except UserError as err:
         distributed.stop(wait=False)
         print(f"error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        distributed.stop(wait=False)
+        full = disk_full(err, [Path.cwd(), paths.stem_cache(), Path(tempfile.gettempdir())])
+        if full is None:
+            raise
+        print(f"error: {full}", file=sys.stderr)
         return 1
     except BaseException:
         distributed.stop(wait=False)

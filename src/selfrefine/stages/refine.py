@@ -14,7 +14,14 @@ from selfrefine.devices import device
 from selfrefine.errors import UserError
 from selfrefine.models.checkpoints import load_checkpoint
 from selfrefine.outputs import read_csv, write_json
-from selfrefine.refine import class_thresholds, refinement_scores, relabel, stem_probabilities, table_extras
+from selfrefine.refine import (
+    class_thresholds,
+    later_round,
+    refinement_scores,
+    relabel,
+    stem_probabilities,
+    table_extras,
+)
 from selfrefine.stages.common import skip, stem_store
 from selfrefine.stages.entry import main
 
@@ -64,7 +71,12 @@ def run(params: Params, round_key: str, table: str) -> None:
             ids = [i for i, s in enumerate(stems) if s.song in fold]
             log.info("refine@%s: fold %d/%d, %d stems", round_key, j + 1, len(fold_songs), len(ids))
             probs[ids] = stem_probabilities(model.members[j], store.subset(ids), crop, hop, rp.aggregate)
-    refined = relabel(stems, probs, thresholds)
+    if table.startswith("refined_") and rp.later_rounds != "relabel":  # a later round: remedies for drift
+        earlier = np.array([[float(r[f"p_{c}"]) for c in CLASSES] for r in read_csv(paths.label_table(table))])
+        refined, probs = later_round(stems, probs, earlier, thresholds, rp.later_rounds, rp.confirm)
+        log.info("refine@%s: %s against %s's probabilities", round_key, rp.later_rounds, table)
+    else:
+        refined = relabel(stems, probs, thresholds)
     extras = table_extras(stems, refined, probs)
     write_label_table(out, refined, extras)
     summary = {

@@ -32,7 +32,7 @@ from selfrefine.config import TrainParams
 from selfrefine.data.loader import Batches, batches
 from selfrefine.devices import device, model_device
 from selfrefine.errors import UserError
-from selfrefine.outputs import atomic_path
+from selfrefine.outputs import write_torch
 
 log = logging.getLogger(__name__)
 
@@ -310,8 +310,7 @@ def _save(
         "history": history,
         "seconds": seconds,
     }
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    write_torch(path, state)
 
 
 def log_history(directory: Path, history: list[dict[str, float]]) -> None:

@@ -32,7 +32,7 @@ from selfrefine.evaluation.metrics import calibration_error, multilabel_scores
 from selfrefine.models.classifier import FoldEnsemble, predict
 from selfrefine.models.features import GainEQ
 from selfrefine.models.registry import build
-from selfrefine.outputs import atomic_path
+from selfrefine.outputs import write_torch
 from selfrefine.training.loop import LoopConfig, fingerprint, log_history, train
 
 log = logging.getLogger(__name__)
@@ -183,6 +183,11 @@ class MixTrained:
             path.unlink(missing_ok=True)
 
 
+def classifier_kwargs(block: dict[str, Any], sample_rate: int) -> dict[str, Any]:
+    """The classifier's constructor kwargs: its params block plus the stems' rate."""
+    return {**block, "sample_rate": sample_rate}
+
+
 def mix_train(
     stems: list[LabelledStem],
     store: StemStore,
@@ -216,7 +221,7 @@ def mix_train(
         live_dir: dvclive folder for the curves; fold j's go to its subfolder ``fold_<j>``.
         workers: data-loader processes (``launch.num_workers``; the batches do not depend on it).
     """
-    model_kwargs, train_params = {**classifier.model, "sample_rate": sample_rate}, classifier.train
+    model_kwargs, train_params = classifier_kwargs(classifier.model, sample_rate), classifier.train
     if folds == 1:
         task = MixTraining(stems, store, model_kwargs, train_params, seed, data_digest, workers)
         model, result = train(task, seed, checkpoint, live_dir)
@@ -273,6 +278,5 @@ def _fold_member(
     member, result = train(task, seed, checkpoint, live_dir)
     if distributed.is_main():
         state = {"run_id": run_id, "model": member.state_dict(), "history": result.history, "seconds": result.seconds}
-        with atomic_path(done) as tmp, tmp.open("wb") as f:
-            torch.save(state, f)
+        write_torch(done, state)
     return member, result.history, result.seconds

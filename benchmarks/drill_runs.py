@@ -184,21 +184,27 @@ def kill(work: Path, count: int, seed: int = 0) -> dict:
             failures.append({"stage": stage, "what": "an uninterrupted forced rerun differs from the reference"})
         record = {"wall_s": round(wall, 1), "tried": 0, "finished_before_the_kill": 0}
         record |= {"partial": 0, "incomplete_folders": 0, "stray": 0}
+        log = work / "run.log"
         for _ in range(count):
-            proc = subprocess.Popen(
-                ["dvc", "repro", "-f", "-s", stage],
-                cwd=project,
-                env=environ(project, cache),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            record["tried"] += 1
-            try:
-                proc.wait(timeout=float(rng.uniform(0, wall)))
-                record["finished_before_the_kill"] += 1
-            except subprocess.TimeoutExpired:
-                kill_tree(proc.pid)
-                proc.wait()
+            with log.open("w") as out:
+                proc = subprocess.Popen(
+                    ["dvc", "repro", "-f", "-s", stage],
+                    cwd=project,
+                    env=environ(project, cache),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+                record["tried"] += 1
+                try:
+                    code = proc.wait(timeout=float(rng.uniform(0, wall)))
+                    record["finished_before_the_kill"] += 1
+                    if code:  # a run after an earlier kill failed (a stale lock, a damaged file)
+                        failures.append(
+                            {"stage": stage, "what": "a run after a kill failed", "log": log.read_text()[-500:]}
+                        )
+                except subprocess.TimeoutExpired:
+                    kill_tree(proc.pid)
+                    proc.wait()
             seen = files(project, outs)
             partial, stray = compare_files(seen, mine)
             folders = incomplete(project, outs, seen, mine)

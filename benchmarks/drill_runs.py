@@ -113,6 +113,17 @@ def compare_files(seen: dict[str, str], reference: dict[str, str]) -> tuple[list
     return [k for k, v in seen.items() if k in reference and v != reference[k]], [k for k in seen if k not in reference]
 
 
+def lock_damaged(project: Path) -> str | None:
+    """Why ``dvc.lock`` no longer loads as DVC loads it (YAML, then DVC's lock-file schema); None when it does."""
+    from dvc.schema import COMPILED_LOCKFILE_SCHEMA
+
+    try:
+        COMPILED_LOCKFILE_SCHEMA(yaml.safe_load((project / "dvc.lock").read_text()))
+    except Exception as err:  # a truncated file: YAML errors, schema errors, a None document
+        return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:200]
+    return None
+
+
 def incomplete(project: Path, outs: list[str], seen: dict[str, str], reference: dict[str, str]) -> list[str]:
     """Declared output folders present but lacking files that the reference run's hold."""
     return [
@@ -183,9 +194,10 @@ def kill(work: Path, count: int, seed: int = 0) -> dict:
         if files(project, outs) != mine:
             failures.append({"stage": stage, "what": "an uninterrupted forced rerun differs from the reference"})
         record = {"wall_s": round(wall, 1), "tried": 0, "finished_before_the_kill": 0}
-        record |= {"partial": 0, "incomplete_folders": 0, "stray": 0}
+        record |= {"partial": 0, "incomplete_folders": 0, "stray": 0, "dvc_lock_damaged": 0}
         log = work / "run.log"
         for _ in range(count):
+            lock = (project / "dvc.lock").read_bytes()  # what `git checkout dvc.lock` would bring back
             with log.open("w") as out:
                 proc = subprocess.Popen(
                     ["dvc", "repro", "-f", "-s", stage],
@@ -205,6 +217,11 @@ def kill(work: Path, count: int, seed: int = 0) -> dict:
                 except subprocess.TimeoutExpired:
                     kill_tree(proc.pid)
                     proc.wait()
+            damaged = lock_damaged(project)
+            if damaged:  # DVC writes dvc.lock in place: a kill while it writes leaves it cut short
+                record["dvc_lock_damaged"] += 1
+                failures.append({"stage": stage, "what": "dvc.lock cut short by the kill", "error": damaged})
+                (project / "dvc.lock").write_bytes(lock)  # the user's remedy: git checkout dvc.lock
             seen = files(project, outs)
             partial, stray = compare_files(seen, mine)
             folders = incomplete(project, outs, seen, mine)
@@ -231,6 +248,7 @@ def kill(work: Path, count: int, seed: int = 0) -> dict:
         "partial_files": sum(r["partial"] for r in stages.values()),
         "incomplete_folders": sum(r["incomplete_folders"] for r in stages.values()),
         "stray_files_seen": sum(r["stray"] for r in stages.values()),
+        "dvc_lock_damaged": sum(r["dvc_lock_damaged"] for r in stages.values()),
         "failures": failures,
         "reference_seconds": ref["seconds"],
         "seconds": round(time.perf_counter() - began, 1),
@@ -281,7 +299,9 @@ def full_disk(work: Path, points: int) -> dict:
             case = {"fraction": round(float(fraction), 2), "size_mb": round(size / 2**20, 1), "exit": done.returncode}
             case["lines"] = [s[:300] for s in ours + dvcs]
             outs = [p for paths in ref["outs"].values() for p in paths]
-            partial, stray = compare_files(files(project, outs), ref["files"])
+            before = files(clean, outs)  # what git holds at output paths (metrics.json): not written by this run
+            seen = {k: v for k, v in files(project, outs).items() if before.get(k) != v}
+            partial, stray = compare_files(seen, ref["files"])
             case["partial"], case["stray"] = partial[:5], stray[:5]
             named = (len(ours) == 1 and str(disk) in ours[0]) or (
                 not ours and any("No space left" in s and str(disk) in s for s in dvcs)

@@ -430,3 +430,41 @@ def test_queue_workers_side_by_side_divide_the_cores_between_them(tmp_path: Path
     monkeypatch.setenv("OMP_NUM_THREADS", "7")  # the user's own setting wins
     queue.dvc("queue", "start", "-j", "2")
     assert (tmp_path / "threads").read_text().strip() == "7"
+
+
+def _contrast(name: str, global_: tuple, **sources: tuple) -> dict:
+    def ci(t: tuple) -> dict:
+        return {"mean": t[0], "ci_low": t[1], "ci_high": t[2], "p": 0.5}
+
+    return {"contrast": name, "primary": False, "global": ci(global_), **{s: ci(v) for s, v in sources.items()}}
+
+
+@pytest.mark.parametrize(
+    ("versus", "against", "says"),
+    [
+        ((0.0, -0.1, 0.1), (0.3, 0.2, 0.4), "vocals is data selection (the control gains as much)"),
+        ((0.3, 0.2, 0.4), (0.0, -0.1, 0.1), "beats the control on vocals too, so its gain over clean is more than"),
+        ((0.1, -0.1, 0.3), (0.2, -0.1, 0.5), "selected − clean = 0.20 dB [-0.10, 0.50]."),
+    ],
+)
+def test_the_selection_control_reads_each_source_that_refined_labels_move_against_clean(
+    versus: tuple, against: tuple, says: str
+) -> None:
+    from selfrefine.experiments.compare_docs import selection_text
+
+    flat = (0.0, -0.1, 0.1)
+    entry = {
+        "refined": "refined_2",
+        "refined_minus_clean": {"mean": 0.0, "ci_low": -0.1, "ci_high": 0.1},
+        "contrasts": [
+            _contrast("refined_2 - clean", flat, bass=flat, vocals=(0.3, 0.2, 0.4)),
+            _contrast("refined_2 - selected", flat, bass=flat, vocals=versus),
+            _contrast(
+                "clean - selected", flat, bass=flat, vocals=(-against[0], -against[2], -against[1])
+            ),  # kept the other way
+        ],
+    }
+    text = selection_text(entry, {})
+    assert text.startswith("selection control (clean labels on only the stems refined_2's pools keep)")
+    assert says in text and "bass:" not in text, text  # only sources whose refined − clean excludes 0
+    assert "gain over clean labels is data selection" not in text.split(" Per source")[0]  # globally nothing moves

@@ -123,3 +123,17 @@ def test_the_nested_split_covers_the_refinements_share_and_the_separators_varian
     assert (hits / 1500 >= 0.93).all(), hits / 1500
     with pytest.raises(ValueError, match="at least 2 replicates of 2 trainings"):
         nested_split(np.zeros((5, 1)))
+
+
+def test_the_ratio_of_two_run_spreads_covers_the_true_ratio() -> None:
+    from selfrefine.evaluation.intervals import run_spread, spread_ratio
+
+    rng, hits, trials, true = np.random.default_rng(0), 0, 2000, 4.0
+    for _ in range(trials):
+        a = run_spread(rng.normal(0, np.sqrt(true), (5, 1)) + np.zeros((5, 3)))
+        b = run_spread(rng.normal(0, 1.0, (5, 1)) + np.zeros((5, 3)))
+        r = spread_ratio(a, b)
+        hits += r["ci_low"] <= true <= r["ci_high"]
+    assert 0.93 <= hits / trials <= 0.97
+    assert spread_ratio({"variance": 1.0, "runs": 1}, {"variance": 1.0, "runs": 5}) is None
+    assert spread_ratio({"variance": 1.0, "runs": 5}, {"variance": 0.0, "runs": 5}) is None

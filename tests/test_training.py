@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from selfrefine.training.loop import LoopConfig, train
+from selfrefine.training.loop import LoopConfig, live_folder, train
 
 
 class Regression:
@@ -143,6 +143,26 @@ def test_curves_are_logged_for_every_evaluation(tmp_path: Path) -> None:
     assert result.history[-1]["val_loss"] < result.history[0]["val_loss"]
     tsv = (tmp_path / "live_curves" / "plots" / "metrics" / "val_loss.tsv").read_text().splitlines()
     assert len(tsv) == 1 + 3
+
+
+def test_curves_appear_at_their_path_only_when_training_ends_and_a_resumed_run_logs_them_all(tmp_path: Path) -> None:
+    def run(name: str, task: TinyTask) -> None:
+        with live_folder(tmp_path / name) as folder:
+            train(task, 0, tmp_path / f"{name}.pt", folder)
+
+    run("whole", TinyTask())
+    with pytest.raises(KeyboardInterrupt):
+        run("cut", TinyTask(fail_at=7))  # killed after the step-4 evaluation had logged its row
+    assert not (tmp_path / "cut").exists(), "an interrupted run publishes no curves"
+    (tmp_path / ".cut.stale.tmp").mkdir()  # what a SIGKILL leaves beside the path
+    run("cut", TinyTask())
+    assert not list(tmp_path.glob(".cut.*")), "folders left by a killed run are removed"
+
+    def tsv(name: str) -> dict[str, str]:
+        root = tmp_path / name
+        return {str(f.relative_to(root)): f.read_text() for f in sorted(root.rglob("*.tsv"))}
+
+    assert tsv("cut") == tsv("whole") and len(tsv("whole")["plots/metrics/val_loss.tsv"].splitlines()) == 1 + 3
 
 
 def test_worker_processes_change_nothing_and_a_killed_multi_worker_run_resumes_exactly(tmp_path: Path) -> None:

@@ -349,3 +349,23 @@ def run_spread(table: np.ndarray, level: float = LEVEL) -> dict:
     alpha, df = 1 - level, runs - 1
     low, high = (df * variance / stats.chi2.ppf(q, df) for q in (1 - alpha / 2, alpha / 2))
     return {"variance": variance, "ci_low": float(low), "ci_high": float(high), "runs": runs}
+
+
+def spread_ratio(a: dict, b: dict, level: float = LEVEL) -> dict | None:
+    """The ratio of two conditions' run-to-run spreads (:func:`run_spread`), ``a / b``, with its F interval.
+
+    Where ``b``'s runs vary one source of spread (separator training) and ``a``'s vary it and another (the noise
+    draw and the classifiers as well), the ratio says how much the other adds: 1 when it adds nothing. The two
+    sample variances are treated as independent (``R_a - 1`` and ``R_b - 1`` degrees of freedom; exact for
+    normal effects).
+
+    Returns:
+        ``{"ratio", "ci_low", "ci_high"}``, or ``None`` with fewer than 2 runs or no spread in ``b``.
+    """
+    df_a, df_b = a["runs"] - 1, b["runs"] - 1
+    if df_a < 1 or df_b < 1 or b["variance"] <= 0:
+        return None
+    ratio, alpha = a["variance"] / b["variance"], 1 - level
+    low = ratio / stats.f.ppf(1 - alpha / 2, df_a, df_b)
+    high = ratio / stats.f.ppf(alpha / 2, df_a, df_b)
+    return {"ratio": float(ratio), "ci_low": float(low), "ci_high": float(high)}

@@ -46,6 +46,7 @@ from selfrefine.evaluation.intervals import (
     holm,
     nested_split,
     run_spread,
+    spread_ratio,
 )
 from selfrefine.experiments.compare_docs import compare_plot, headline, interval_rows, markdown, results_section
 from selfrefine.experiments.queue import (
@@ -425,6 +426,10 @@ def tabulate(params: Params, folder: Path = FOLDER) -> dict:
         if judged and len(seeds) > 1:
             entry["variance"] = crossed(scores[judged] - scores["noisy"]).components
             entry["run_spread"] = {t: run_spread(scores[t]) for t in labels}
+            if "clean" in entry["run_spread"]:  # clean's runs vary separator training alone
+                ratio = spread_ratio(entry["run_spread"][judged], entry["run_spread"]["clean"])
+                if ratio:
+                    entry["spread_over_clean"] = {"table": judged, **ratio}
             path = nested_path(model, folder)
             split = variance_split(rows, read_csv(path), judged, path) if path.is_file() else None
             if split:

@@ -149,30 +149,61 @@ def selection_text(entry: dict, names: dict[str, str]) -> str:
     better than clean (its primary interval above 0) and ``selected`` too is above clean while refined - selected
     includes 0, the gain over clean is data selection; where refined - selected is above 0, it is more than that.
     """
-    by_name = {c["contrast"]: c["global"] for c in entry.get("contrasts", [])}
     refined = entry.get("refined")
-    versus = by_name.get(f"{refined} - selected") or _negated(by_name.get(f"selected - {refined}"))
-    against = by_name.get("selected - clean") or _negated(by_name.get("clean - selected"))
+    versus = _difference(entry, refined, "selected")
+    against = _difference(entry, "selected", "clean")
     primary = entry.get("refined_minus_clean")
     if not (refined and versus and against and primary):
         return ""
     r = display(refined, names)
     text = (
         f"selection control (clean labels on only the stems {r}'s pools keep): {r} − selected = "
-        f"{ci_text(versus, unit=' dB')} ({_side(versus)}), selected − clean = {ci_text(against, unit=' dB')} "
-        f"({_side(against)})"
+        f"{ci_text(versus['global'], unit=' dB')} ({_side(versus['global'])}), selected − clean = "
+        f"{ci_text(against['global'], unit=' dB')} ({_side(against['global'])})"
     )
-    if primary["ci_low"] > 0 and against["ci_low"] > 0 and versus["ci_low"] <= 0 <= versus["ci_high"]:
-        return text + f": {r}'s gain over clean labels is data selection (the control gains as much)."
-    if primary["ci_low"] > 0 and versus["ci_low"] > 0:
-        return text + f": {r} beats the control too, so its gain over clean is more than data selection."
-    return text + "."
+    text += _selection_verdict(primary, versus["global"], against["global"], r, "") or "."
+    gains = _difference(entry, refined, "clean") or {}
+    for source, gain in gains.items():
+        if source == "global" or not isinstance(gain, dict) or gain["ci_low"] <= 0 <= gain["ci_high"]:
+            continue
+        mine, theirs = versus.get(source), against.get(source)
+        if mine and theirs:
+            text += (
+                f" Per source (exploratory), {source}: {r} − clean = {ci_text(gain, unit=' dB')}, {r} − selected = "
+                f"{ci_text(mine, unit=' dB')}, selected − clean = {ci_text(theirs, unit=' dB')}"
+            )
+            text += _selection_verdict(gain, mine, theirs, r, f" on {source}") or "."
+    return text
+
+
+def _difference(entry: dict, a: str | None, b: str) -> dict | None:
+    """Contrast ``a - b`` (global and per source) from the entry's contrasts, negating ``b - a`` if that is kept."""
+    by_name = {c["contrast"]: c for c in entry.get("contrasts", [])}
+    if f"{a} - {b}" in by_name:
+        return by_name[f"{a} - {b}"]
+    other = by_name.get(f"{b} - {a}")
+    if other is None:
+        return None
+    return {k: _negated(v) if isinstance(v, dict) and "mean" in v else v for k, v in other.items()}
+
+
+def _selection_verdict(gain: dict, versus: dict, against: dict, refined: str, where: str) -> str:
+    """What the control says of a gain over clean labels (``gain``: refined - clean); empty where it says nothing:
+    no gain, or neither interval decides."""
+    if gain["ci_low"] > 0 and against["ci_low"] > 0 and versus["ci_low"] <= 0 <= versus["ci_high"]:
+        return f": {refined}'s gain over clean labels{where} is data selection (the control gains as much)."
+    if gain["ci_low"] > 0 and versus["ci_low"] > 0:
+        return f": {refined} beats the control{where} too, so its gain over clean is more than data selection."
+    if gain["ci_high"] < 0 and against["ci_high"] < 0 and versus["ci_low"] <= 0 <= versus["ci_high"]:
+        return f": {refined}'s loss against clean labels{where} is data selection (the control loses as much)."
+    return ""
 
 
 def _negated(value: dict | None) -> dict | None:
     if value is None:
         return None
-    return {**value, "mean": -value["mean"], "ci_low": -value["ci_high"], "ci_high": -value["ci_low"]}
+    flip = {"mean": -value["mean"], "ci_low": -value["ci_high"], "ci_high": -value["ci_low"]}
+    return {**value, **{k: v + 0.0 for k, v in flip.items()}}  # + 0.0: no "-0.00"
 
 
 def results_section(table: dict, rounds: list[str]) -> str:
@@ -259,6 +290,18 @@ def split_text(table: dict) -> str:
         for model, spread in spreads.items():
             cells = [f"{v['variance']:.4f} [{v['ci_low']:.4f}, {v['ci_high']:.4f}]" for v in spread.values()]
             lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    ratios = {m: e["spread_over_clean"] for m, e in table["models"].items() if "spread_over_clean" in e}
+    if ratios:
+        judged = display(next(iter(ratios.values()))["table"], names)
+        parts = [f"{m} {pct_text(dict(mean=r['ratio'], ci_low=r['ci_low'], ci_high=r['ci_high']))}"
+                 for m, r in ratios.items()]  # fmt: skip
+        lines += [
+            "",
+            f"What the refinement adds to separator training's spread: {judged}'s run-to-run variance as a share of "
+            f"clean's (95 % F interval, the two tables' runs taken as independent): {', '.join(parts)}. An "
+            "interval that includes 100 % says the refinement's own run-to-run spread (noise draw, classifiers) "
+            "is not established beside separator training's.",
+        ]
     splits = {m: e["variance_split"] for m, e in table["models"].items() if "variance_split" in e}
     if not splits:
         return "\n".join(lines)
@@ -340,6 +383,8 @@ def headline(table: dict, rounds: dict[str, str]) -> str:
             model = line.split("**")[1]
         elif line.startswith("  - primary: "):
             statements.append(f"- {model}: {line.removeprefix('  - primary: ')}")
+        elif line.startswith("  - selection control"):
+            statements.append(f"- {model}: {line.removeprefix('  - ')}")
     control = ", the selection control" if any("selected" in e["per_source"] for e in table["models"].values()) else ""
     return "\n".join(
         [

@@ -20,6 +20,7 @@ from selfrefine.models.registry import check_block
 from selfrefine.outputs import file_digest, write_json, write_npz
 from selfrefine.stages.common import index_rows, skip, stem_store
 from selfrefine.stages.entry import main
+from selfrefine.training.loop import live_folder
 from selfrefine.training.mixtrain import FixedMixtures, mix_train, score_on_mixtures
 
 log = logging.getLogger("selfrefine.stages.classify")  # not __name__: run as __main__
@@ -52,18 +53,19 @@ def run(params: Params, round_key: str, table: str) -> dict[str, float] | None:
     folds = params.refine.folds
     digest = file_digest(paths.label_table(table)) + store.digest()
     checkpoint, curves = paths.CHECKPOINTS / f"{run_name}.pt", paths.curves(run_name)
-    trained = mix_train(
-        stems,
-        store,
-        params.classifier,
-        params.audio.sample_rate,
-        params.seed,
-        digest,
-        folds,
-        checkpoint,
-        curves,
-        params.launch.num_workers,
-    )
+    with live_folder(curves) as live_dir:
+        trained = mix_train(
+            stems,
+            store,
+            params.classifier,
+            params.audio.sample_rate,
+            params.seed,
+            digest,
+            folds,
+            checkpoint,
+            live_dir,
+            params.launch.num_workers,
+        )
     if not distributed.is_main():
         return None  # rank 0 writes the outputs
     save_checkpoint(

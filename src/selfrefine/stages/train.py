@@ -13,7 +13,7 @@ from selfrefine.models.registry import check_block, loss
 from selfrefine.outputs import file_digest, write_json
 from selfrefine.stages.common import stem_store
 from selfrefine.stages.entry import main
-from selfrefine.training.loop import train
+from selfrefine.training.loop import live_folder, train
 from selfrefine.training.separation import SeparatorTraining, model_kwargs
 
 log = logging.getLogger("selfrefine.stages.train")  # not __name__: run as __main__
@@ -44,7 +44,8 @@ def run(params: Params, name: str) -> dict[str, float] | None:
         params.launch.num_workers,
     )
     run_name = f"train_{name}"
-    model, result = train(task, seed, paths.CHECKPOINTS / f"{run_name}.pt", paths.curves(run_name))
+    with live_folder(paths.curves(run_name)) as live_dir:
+        model, result = train(task, seed, paths.CHECKPOINTS / f"{run_name}.pt", live_dir)
     if not distributed.is_main():
         return None  # rank 0 writes the outputs
     pools = task.pool_sizes()

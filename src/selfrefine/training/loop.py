@@ -9,15 +9,19 @@ scheduler, batch-source and torch RNG states and the curve history go to one che
 stamped with a fingerprint of everything that defines the run. A rerun with the same fingerprint
 (an interrupted ``dvc repro``) resumes there; a different fingerprint starts afresh. A finished run
 deletes its checkpoint, so only interrupted runs are ever resumed. Curves go to dvclive (replayed
-from the history on resume, since DVC clears a stage's outputs before it runs).
+from the history on resume, since DVC clears a stage's outputs before it runs) in a folder that the stage
+publishes at its declared path only when training ends (:func:`live_folder`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,7 +36,7 @@ from selfrefine.config import TrainParams
 from selfrefine.data.loader import Batches, batches
 from selfrefine.devices import device, model_device
 from selfrefine.errors import UserError
-from selfrefine.outputs import write_torch
+from selfrefine.outputs import atomic_dir, write_torch
 
 log = logging.getLogger(__name__)
 
@@ -321,6 +325,22 @@ def log_history(directory: Path, history: list[dict[str, float]]) -> None:
             _log_row(live, row)
     finally:
         live.end()
+
+
+@contextlib.contextmanager
+def live_folder(path: Path) -> Iterator[Path]:
+    """The folder a training stage logs its curves to: a new one beside ``path``, published as ``path`` (the
+    stage's declared output) only when the block succeeds (:func:`~selfrefine.outputs.atomic_dir`). A run that is
+    killed or fails (a full disk) leaves no curves at ``path`` that could be read as whole; a resumed run logs the
+    checkpoint's history again. Folders left beside ``path`` by a killed run are removed first. Other ranks log
+    nothing and get ``path`` itself."""
+    if not distributed.is_main():
+        yield path
+        return
+    for stale in [*path.parent.glob(f".{path.name}.*.tmp"), *path.parent.glob(f".{path.name}.*.old")]:
+        shutil.rmtree(stale, ignore_errors=True)
+    with atomic_dir(path) as tmp:
+        yield tmp
 
 
 def open_live(directory: Path) -> Live:

@@ -6,7 +6,9 @@ and two clones on one stem cache. Run through ``benchmarks/drills.py`` (``--only
   process tree) at a moment drawn uniformly over that wall time. After each kill every file at the stage's
   declared output paths is compared with the reference: ``partial`` counts files present with other bytes,
   ``incomplete_folders`` declared folders present but lacking some of the reference's files, ``stray`` files the
-  reference does not have (temporary files left by the kill). Then ``dvc repro``
+  reference does not have (temporary files left by the kill). DVC's own files written in place (``dvc.lock``,
+  ``.dvc/tmp/rwlock``) are checked after each kill; a damaged one is counted and repaired as a user would
+  (``git checkout dvc.lock``; deleting the rwlock). Then ``dvc repro``
   must finish, give every stage's outputs the reference's hashes (``dvc.lock``) and leave no stray file.
 * ``full-disk``: the project and its stem cache on a tmpfs (needs root to mount) sized at fractions of what a
   whole run needs; ``dvc repro`` must stop with one error line naming the file or the file system that filled
@@ -124,6 +126,19 @@ def lock_damaged(project: Path) -> str | None:
     return None
 
 
+def rwlock_damaged(project: Path) -> str | None:
+    """Why DVC's read-write lock ``.dvc/tmp/rwlock`` (JSON, written in place) no longer parses; None when it does
+    or is absent."""
+    path = project / ".dvc" / "tmp" / "rwlock"
+    if not path.is_file():
+        return None
+    try:
+        json.loads(path.read_text() or "{}")
+    except ValueError as err:
+        return f"{type(err).__name__}: {err}"[:200]
+    return None
+
+
 def incomplete(project: Path, outs: list[str], seen: dict[str, str], reference: dict[str, str]) -> list[str]:
     """Declared output folders present but lacking files that the reference run's hold."""
     return [
@@ -194,7 +209,7 @@ def kill(work: Path, count: int, seed: int = 0) -> dict:
         if files(project, outs) != mine:
             failures.append({"stage": stage, "what": "an uninterrupted forced rerun differs from the reference"})
         record = {"wall_s": round(wall, 1), "tried": 0, "finished_before_the_kill": 0}
-        record |= {"partial": 0, "incomplete_folders": 0, "stray": 0, "dvc_lock_damaged": 0}
+        record |= {"partial": 0, "incomplete_folders": 0, "stray": 0, "dvc_lock_damaged": 0, "rwlock_damaged": 0}
         log = work / "run.log"
         for _ in range(count):
             lock = (project / "dvc.lock").read_bytes()  # what `git checkout dvc.lock` would bring back
@@ -222,14 +237,28 @@ def kill(work: Path, count: int, seed: int = 0) -> dict:
                 record["dvc_lock_damaged"] += 1
                 failures.append({"stage": stage, "what": "dvc.lock cut short by the kill", "error": damaged})
                 (project / "dvc.lock").write_bytes(lock)  # the user's remedy: git checkout dvc.lock
+            damaged = rwlock_damaged(project)
+            if damaged:  # DVC's read-write lock, JSON written in place: every later dvc command fails on it
+                record["rwlock_damaged"] += 1
+                failures.append({"stage": stage, "what": ".dvc/tmp/rwlock cut short by the kill", "error": damaged})
+                (project / ".dvc" / "tmp" / "rwlock").unlink()  # the remedy (no dvc process is running)
             seen = files(project, outs)
             partial, stray = compare_files(seen, mine)
+            stray_detail = stray[:5]
             folders = incomplete(project, outs, seen, mine)
             record["partial"] += len(partial)
             record["stray"] += len(stray)
             record["incomplete_folders"] += len(folders)
-            if partial or folders:
-                failures.append({"stage": stage, "what": "a partial output", "files": partial[:5], "folders": folders})
+            if partial or folders or stray:
+                failures.append(
+                    {
+                        "stage": stage,
+                        "what": "a partial output",
+                        "files": partial[:5],
+                        "folders": folders,
+                        "stray": stray_detail,
+                    }
+                )
         done = sh(project, "dvc", "repro", cache=cache, ok=False)
         seen = files(project, outs)
         if done.returncode:
@@ -249,6 +278,7 @@ def kill(work: Path, count: int, seed: int = 0) -> dict:
         "incomplete_folders": sum(r["incomplete_folders"] for r in stages.values()),
         "stray_files_seen": sum(r["stray"] for r in stages.values()),
         "dvc_lock_damaged": sum(r["dvc_lock_damaged"] for r in stages.values()),
+        "rwlock_damaged": sum(r["rwlock_damaged"] for r in stages.values()),
         "failures": failures,
         "reference_seconds": ref["seconds"],
         "seconds": round(time.perf_counter() - began, 1),

@@ -166,3 +166,22 @@ def test_song_folds_partition_the_songs_evenly_and_reproducibly() -> None:
     assert folds == song_folds(stems, 3, seed=0) and folds != song_folds(stems, 3, seed=1)
     with pytest.raises(UserError, match="refine.folds 11: only 10 songs"):
         song_folds(stems, 11, seed=0)
+
+
+def test_a_folder_output_is_replaced_whole_or_kept_and_a_killed_writers_leftovers_go(tmp_path: Path) -> None:
+    from selfrefine.outputs import atomic_dir
+
+    out = tmp_path / "plots" / "1"
+    with atomic_dir(out) as folder:
+        (folder / "a.png").write_text("old a")
+        (folder / "b.png").write_text("old b")
+    with pytest.raises(RuntimeError), atomic_dir(out) as folder:
+        (folder / "a.png").write_text("new a")
+        raise RuntimeError("the writer fails between two figures")
+    assert sorted(f.name for f in out.iterdir()) == ["a.png", "b.png"] and (out / "a.png").read_text() == "old a"
+    (tmp_path / "plots" / ".1.killed.tmp").mkdir()  # what a SIGKILL leaves: a temporary folder, an old one
+    (tmp_path / "plots" / ".1.killed.old").mkdir()
+    with atomic_dir(out) as folder:
+        (folder / "a.png").write_text("new a")
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["1"]
+    assert [f.name for f in out.iterdir()] == ["a.png"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import glob
 import hashlib
 import io
 import json
@@ -19,6 +20,18 @@ from typing import Any
 import numpy as np
 
 from selfrefine.errors import FULL, UserError
+
+
+def _remove_leftovers(path: Path, suffixes: list[str]) -> None:
+    """Remove what a killed writer of folder ``path`` left beside it (:func:`atomic_dir`'s temporary names). A
+    folder has one writer at a time (a stage's output, under DVC's lock); files (:func:`atomic_path`), which
+    processes may write side by side (a shared stem cache), are left alone."""
+    for suffix in suffixes:
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.*{glob.escape(suffix)}"):
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -45,9 +58,11 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield an empty temporary folder beside ``path``; it replaces ``path`` only if the block succeeds.
 
     The old folder is renamed away before the new one is renamed in, and deleted after: a process killed at any
-    moment leaves ``path`` whole (old or new) or absent, never half deleted."""
+    moment leaves ``path`` whole (old or new) or absent, never half deleted; what such a kill leaves beside
+    ``path`` is removed by the next writer."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(path, [".tmp", ".old"])
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp

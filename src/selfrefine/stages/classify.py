@@ -17,7 +17,7 @@ from selfrefine.data.mixing import LabelMixer
 from selfrefine.devices import device
 from selfrefine.models.checkpoints import save_checkpoint
 from selfrefine.models.registry import check_block
-from selfrefine.outputs import file_digest, write_json, write_npz
+from selfrefine.outputs import atomic_dir, file_digest, write_json, write_npz
 from selfrefine.stages.common import index_rows, skip, stem_store
 from selfrefine.stages.entry import main
 from selfrefine.training.loop import live_folder
@@ -68,25 +68,27 @@ def run(params: Params, round_key: str, table: str) -> dict[str, float] | None:
         )
     if not distributed.is_main():
         return None  # rank 0 writes the outputs
-    save_checkpoint(
-        out / "model.pt",
-        trained.model,
-        "classifier",
-        trained.model_kwargs,
-        crop_seconds=tp.crop_seconds,
-        trained_on=table,
-        steps=tp.steps,
-        history=trained.histories[0] if folds == 1 else trained.histories,
-        fold_songs=trained.fold_songs,
-    )
-    trained.model.to(device())  # scoring runs on the accelerator when there is one
-    probs, targets = trained.validation()
-    write_npz(out / "validation.npz", probs=probs, targets=targets)
+    with atomic_dir(out) as folder:  # the model and its validation predictions appear together or not at all
+        save_checkpoint(
+            folder / "model.pt",
+            trained.model,
+            "classifier",
+            trained.model_kwargs,
+            crop_seconds=tp.crop_seconds,
+            trained_on=table,
+            steps=tp.steps,
+            history=trained.histories[0] if folds == 1 else trained.histories,
+            fold_songs=trained.fold_songs,
+        )
+        trained.model.to(device())  # scoring runs on the accelerator when there is one
+        probs, targets = trained.validation()
+        write_npz(folder / "validation.npz", probs=probs, targets=targets)
     title = f"classifier, round {round_key} (trained on {table} labels)"
-    for j, history in enumerate(trained.histories):
-        name = "curves.png" if folds == 1 else f"curves_fold{j}.png"
-        fold = "" if folds == 1 else f", fold {j} held out"
-        plots.training_curves(paths.training_plot(run_name).with_name(name), history, title + fold)
+    with atomic_dir(paths.training_plot(run_name).parent) as figures:
+        for j, history in enumerate(trained.histories):
+            name = "curves.png" if folds == 1 else f"curves_fold{j}.png"
+            fold = "" if folds == 1 else f", fold {j} held out"
+            plots.training_curves(figures / name, history, title + fold)
     trained.discard_finished()  # the ensemble is written: its finished members are no longer needed
     test = score_on_mixtures(trained.model, FixedMixtures(_clean_test_mixer(params), tp.test_mixtures))
     write_json(

@@ -42,28 +42,28 @@ def run(params: Params, name: str) -> dict[str, float]:
             **{k: v for k, v in result.items() if k == "museval_max_abs_diff_db"},
         },
     )
-    folder = paths.separation_plots(name)
-    rows = [
-        {
-            "source": source,
-            "global_sdr": result["global_sdr"]["mean"][source],
-            "sdr": result["sdr"]["median"][source] if result["sdr"] else float("nan"),
-        }
-        for source in CLASSES
-    ]
-    write_csv(folder / "sdr.csv", rows, ["source", "global_sdr", "sdr"])
-    songs_rows = [
-        {
-            "song": song,
-            "source": source,
-            "global_sdr": scores["global_sdr"][source],
-            "sdr": scores["sdr"][source] if "sdr" in scores else float("nan"),
-        }
-        for song, scores in result["per_song"].items()
-        for source in CLASSES
-    ]
-    write_csv(folder / "songs.csv", songs_rows, ["song", "source", "global_sdr", "sdr"])
-    plots.sdr_bars(folder / "sdr.png", rows, f"{name} trained on {package['provenance']['labels']} labels")
+    with atomic_dir(paths.separation_plots(name)) as folder:  # the figures and tables appear together or not at all
+        rows = [
+            {
+                "source": source,
+                "global_sdr": result["global_sdr"]["mean"][source],
+                "sdr": result["sdr"]["median"][source] if result["sdr"] else float("nan"),
+            }
+            for source in CLASSES
+        ]
+        write_csv(folder / "sdr.csv", rows, ["source", "global_sdr", "sdr"])
+        songs_rows = [
+            {
+                "song": song,
+                "source": source,
+                "global_sdr": scores["global_sdr"][source],
+                "sdr": scores["sdr"][source] if "sdr" in scores else float("nan"),
+            }
+            for song, scores in result["per_song"].items()
+            for source in CLASSES
+        ]
+        write_csv(folder / "songs.csv", songs_rows, ["song", "source", "global_sdr", "sdr"])
+        plots.sdr_bars(folder / "sdr.png", rows, f"{name} trained on {package['provenance']['labels']} labels")
     log.info(
         "evaluate@%s: global SDR %.2f dB (mean over songs and sources)",
         name,

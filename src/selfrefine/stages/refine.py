@@ -13,7 +13,7 @@ from selfrefine.data.labels import parse_labels, read_label_table, write_label_t
 from selfrefine.devices import device
 from selfrefine.errors import UserError
 from selfrefine.models.checkpoints import load_checkpoint
-from selfrefine.outputs import read_csv, write_json
+from selfrefine.outputs import atomic_dir, read_csv, write_json
 from selfrefine.refine import (
     class_thresholds,
     later_round,
@@ -89,7 +89,8 @@ def run(params: Params, round_key: str, table: str) -> None:
     if all(r["truth"] != "?" for r in rows):
         truth = [parse_labels(r["truth"]) for r in rows]
         scores = refinement_scores(stems, refined, truth, [r["noise"] for r in rows], probs)
-        plots.refinement(plot_dir, scores, probs, truth)
+        with atomic_dir(plot_dir) as folder:  # every figure of the round, or none
+            plots.refinement(folder, scores, probs, truth)
         summary.update({k: v for k, v in scores.items() if k not in ("sweep", "confusion")})
         log.info(
             "refine@%s: label accuracy %.3f (file names), %.3f (input) -> %.3f, %d changed",
@@ -100,7 +101,8 @@ def run(params: Params, round_key: str, table: str) -> None:
             scores["changed"],
         )
     else:
-        plots.probabilities_only(plot_dir, probs)
+        with atomic_dir(plot_dir) as folder:
+            plots.probabilities_only(folder, probs)
     write_json(metrics, summary)
 
 

@@ -10,7 +10,7 @@ from selfrefine.data.labels import read_label_table
 from selfrefine.errors import UserError
 from selfrefine.models.checkpoints import save_checkpoint
 from selfrefine.models.registry import check_block, loss
-from selfrefine.outputs import file_digest, write_json
+from selfrefine.outputs import atomic_dir, file_digest, write_json
 from selfrefine.stages.common import stem_store
 from selfrefine.stages.entry import main
 from selfrefine.training.loop import live_folder, train
@@ -49,21 +49,24 @@ def run(params: Params, name: str) -> dict[str, float] | None:
     if not distributed.is_main():
         return None  # rank 0 writes the outputs
     pools = task.pool_sizes()
-    save_checkpoint(
-        paths.separator_model(name),
-        model,
-        name,
-        kwargs,
-        labels=params.separate.labels,
-        seed=seed,
-        pools=pools,
-        loss=block.train.loss,
-        steps=block.train.steps,
-        history=result.history,
-    )
-    plots.training_curves(
-        paths.training_plot(name), result.history, f"{name} trained on {params.separate.labels} labels"
-    )
+    model_path, figure = paths.separator_model(name), paths.training_plot(name)
+    with atomic_dir(model_path.parent) as folder:  # declared folders: no temporary file is ever seen in them
+        save_checkpoint(
+            folder / model_path.name,
+            model,
+            name,
+            kwargs,
+            labels=params.separate.labels,
+            seed=seed,
+            pools=pools,
+            loss=block.train.loss,
+            steps=block.train.steps,
+            history=result.history,
+        )
+    with atomic_dir(figure.parent) as folder:
+        plots.training_curves(
+            folder / figure.name, result.history, f"{name} trained on {params.separate.labels} labels"
+        )
     first, last = result.history[0], result.history[-1]
     parameters = sum(p.numel() for p in model.parameters())
     write_json(

@@ -19,7 +19,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -332,13 +331,10 @@ def live_folder(path: Path) -> Iterator[Path]:
     """The folder a training stage logs its curves to: a new one beside ``path``, published as ``path`` (the
     stage's declared output) only when the block succeeds (:func:`~selfrefine.outputs.atomic_dir`). A run that is
     killed or fails (a full disk) leaves no curves at ``path`` that could be read as whole; a resumed run logs the
-    checkpoint's history again. Folders left beside ``path`` by a killed run are removed first. Other ranks log
-    nothing and get ``path`` itself."""
+    checkpoint's history again. Other ranks log nothing and get ``path`` itself."""
     if not distributed.is_main():
         yield path
         return
-    for stale in [*path.parent.glob(f".{path.name}.*.tmp"), *path.parent.glob(f".{path.name}.*.old")]:
-        shutil.rmtree(stale, ignore_errors=True)
     with atomic_dir(path) as tmp:
         yield tmp
 

@@ -244,7 +244,6 @@ def kill(work: Path, count: int, seed: int = 0) -> dict:
                 (project / ".dvc" / "tmp" / "rwlock").unlink()  # the remedy (no dvc process is running)
             seen = files(project, outs)
             partial, stray = compare_files(seen, mine)
-            stray_detail = stray[:5]
             folders = incomplete(project, outs, seen, mine)
             record["partial"] += len(partial)
             record["stray"] += len(stray)
@@ -256,7 +255,7 @@ def kill(work: Path, count: int, seed: int = 0) -> dict:
                         "what": "a partial output",
                         "files": partial[:5],
                         "folders": folders,
-                        "stray": stray_detail,
+                        "stray": stray[:5],
                     }
                 )
         done = sh(project, "dvc", "repro", cache=cache, ok=False)

@@ -293,8 +293,7 @@ def split_text(table: dict) -> str:
     ratios = {m: e["spread_over_clean"] for m, e in table["models"].items() if "spread_over_clean" in e}
     if ratios:
         judged = display(next(iter(ratios.values()))["table"], names)
-        parts = [f"{m} {pct_text(dict(mean=r['ratio'], ci_low=r['ci_low'], ci_high=r['ci_high']))}"
-                 for m, r in ratios.items()]  # fmt: skip
+        parts = [f"{m} {pct_text({**r, 'mean': r['ratio']})}" for m, r in ratios.items()]
         lines += [
             "",
             f"What the refinement adds to separator training's spread: {judged}'s run-to-run variance as a share of "

@@ -168,3 +168,22 @@ def test_check_builds_and_runs_each_model_so_values_its_model_rejects_stop_there
     result = CliRunner().invoke(app, ["check", "--params", str(params)])
     assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output, result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("damaged", ["dvc.lock", ".dvc/tmp/rwlock"])
+def test_check_names_a_dvc_file_a_killed_dvc_command_cut_short_and_its_remedy(tmp_path: Path, damaged: str) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text((ROOT / "params.yaml").read_text())
+    lock = (ROOT / "dvc.lock").read_text()
+    (tmp_path / "dvc.lock").write_text(lock)
+    (tmp_path / ".dvc/tmp").mkdir(parents=True)
+    (tmp_path / ".dvc/tmp/rwlock").write_text('{"read": {}, "write": {}}')
+    assert CliRunner().invoke(app, ["check", "--params", str(params)]).exit_code == 0, "whole files pass"
+    whole = (tmp_path / damaged).read_text()
+    # where a kill during DVC's write leaves it: mid-entry (a cut that leaves valid YAML and schema DVC reads too)
+    cut = whole.index("- path:", len(whole) // 2) + 2 if damaged == "dvc.lock" else len(whole) // 2
+    (tmp_path / damaged).write_text(whole[:cut])
+    result = CliRunner().invoke(app, ["check", "--params", str(params)])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
+    remedy = "git checkout dvc.lock" if damaged == "dvc.lock" else "remove it"
+    assert f"error: {tmp_path / damaged}: cut short" in result.output and remedy in result.output

@@ -8,7 +8,7 @@ import pytest
 from selfrefine import CLASSES, paths
 from selfrefine.config import load_params
 from selfrefine.errors import UserError
-from selfrefine.experiments.compare import tabulate
+from selfrefine.experiments.compare import WORLDS, tabulate
 from selfrefine.experiments.queue import find_experiment
 from selfrefine.experiments.report import ci_text, update_section
 from selfrefine.outputs import read_csv, write_csv
@@ -220,7 +220,7 @@ def test_without_noisy_runs_there_is_nothing_to_set_against(tmp_path: Path, monk
         tabulate(load_params(ROOT / "params.yaml"))
 
 
-@pytest.mark.parametrize("kept", ["metrics/compare", "metrics/compare-separator-seeds"])
+@pytest.mark.parametrize("kept", ["metrics/compare", "metrics/compare-separator-seeds", "metrics/worlds/sampled"])
 def test_the_committed_intervals_are_recomputed_from_the_committed_per_song_scores(
     tmp_path: Path, monkeypatch, kept: str
 ) -> None:
@@ -468,3 +468,57 @@ def test_the_selection_control_reads_each_source_that_refined_labels_move_agains
     assert text.startswith("selection control (clean labels on only the stems refined_2's pools keep)")
     assert says in text and "bass:" not in text, text  # only sources whose refined − clean excludes 0
     assert "gain over clean labels is data selection" not in text.split(" Per source")[0]  # globally nothing moves
+
+
+def _round_metrics(name: str, trained_on: str, exact: float, right: float, vocals_precision: float) -> None:
+    per_class = {c: {"precision": 1.0, "recall": 1.0, "support": 100} for c in CLASSES}
+    per_class["vocals"] = {"precision": vocals_precision, "recall": 0.9, "support": 100}
+    for kind, data in [
+        ("classifier", {"trained_on": trained_on, "test_clean_mixtures": {"exact_match": exact, "macro_f1": 0.9}}),
+        ("refine", {"label_accuracy_noisy": 0.7, "label_accuracy_input": 0.7, "label_accuracy_refined": right,
+                    "stems": 400, "per_class": per_class, "thresholds": {},
+                    "detection": {"precision": 0.9, "recall": 0.9}}),
+    ]:  # fmt: skip
+        paths.metrics(kind, name).parent.mkdir(parents=True, exist_ok=True)
+        paths.metrics(kind, name).write_text(json.dumps(data))
+
+
+def test_another_world_is_set_beside_this_one_with_its_rounds_and_verdicts(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _documents()
+    paths.RESULTS_DOC.write_text(paths.RESULTS_DOC.read_text() + "<!-- worlds:start -->\n<!-- worlds:end -->\n")
+    params = load_params(ROOT / "params.yaml")
+    _round_metrics("1", "noisy", 0.70, 0.95, 0.9)
+    _round_metrics("2", "refined_1", 0.72, 0.93, 0.75)
+    _round_metrics("clean", "clean", 0.80, 0.99, 1.0)
+    # the other world: refined_2 below clean; its committed run relabels worse in round 2, adding vocals
+    _kept_scores(Path("metrics/compare"), {"noisy": 0.0, "refined_2": 1.0, "clean": 3.0})
+    sampled = tabulate(params)
+    sampled["world"] = "sampled"
+    (WORLDS / "sampled").mkdir(parents=True)
+    (WORLDS / "sampled" / "compare.json").write_text(json.dumps(sampled))
+    assert [r["wrong_labels"]["vocals"] for r in sampled["rounds"]] == [
+        {"added": 10, "missed": 10},
+        {"added": 30, "missed": 10},
+        {"added": 0, "missed": 10},
+    ], "false positives from precision and recall; misses from recall"
+    # this world: refined_2 as good as clean
+    _kept_scores(Path("metrics/compare"), {"noisy": 0.0, "refined_2": 3.0, "clean": 3.0})
+    tabulate(params)
+    worlds = _results().split("<!-- worlds:start -->")[1]
+    assert "| synth | demucs | 3 x 5 |" in worlds and "| sampled | demucs | 3 x 5 |" in worlds
+    assert "- sampled, demucs: refined − noisy: refined_2 above noisy; refined − clean: refined_2 below clean" in worlds
+    assert "- synth, demucs: refined − noisy: refined_2 above noisy; refined − clean: not established" in worlds
+    assert (
+        "round 2 relabels worse than round 1 (-2.0 points, 8 of 400 stems); of its 40 wrong labels, 30 add `vocals`"
+        in worlds
+    )
+    assert "its classifier is 8.0 points of exact match behind the clean-trained one" in worlds
+    assert "| sampled | 2 | refined_1 | 72.0 % | 70.0 % → 93.0 % |" in worlds
+    headline = paths.README.read_text()
+    assert "On the world `sampled` (instruments sampled from a General MIDI soundfont; 3 runs x 5 songs" in headline
+    assert f"demucs refined_2 − noisy {ci_text(sampled['models']['demucs']['refined_minus_noisy'])}" in headline
+    # a world kept under another world's name is refused, not shown under the wrong name
+    (WORLDS / "sampled").rename(WORLDS / "recorded")
+    with pytest.raises(UserError, match="holds the world 'sampled', not 'recorded'"):
+        tabulate(params)

@@ -21,6 +21,25 @@ def test_params_yaml_and_every_profile_validate() -> None:
         parse_params(merge_into(_params(), yaml.safe_load(profile.read_text())), profile.name)
 
 
+def _leaves(tree: dict) -> set[str]:
+    return {k for key, value in tree.items() for k in (_leaves(value) if isinstance(value, dict) else {str(key)})}
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "profiles").glob("*.yaml")))
+def test_a_profile_changes_only_the_lines_it_sets(tmp_path: Path, name: str) -> None:
+    from selfrefine.cli import apply_profile
+
+    params = tmp_path / "params.yaml"
+    before = (ROOT / "params.yaml").read_text().splitlines()
+    params.write_text("\n".join(before) + "\n")
+    apply_profile(name, params)
+    after = params.read_text().splitlines()
+    assert len(after) == len(before)  # no line folded, no comment lost
+    keys = _leaves(yaml.safe_load((ROOT / "profiles" / f"{name}.yaml").read_text()))
+    changed = [b for a, b in zip(before, after, strict=True) if a != b]
+    assert changed and all(line.split(":")[0].strip().strip("-\"' ") in keys for line in changed), changed
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [

@@ -160,8 +160,18 @@ def summarize(params: ParamsOpt = PARAMS) -> None:
 
 @app.command()
 def check(params: ParamsOpt = PARAMS) -> None:
-    """Validate params.yaml, then every model block and loss: each model built and run once on a short input."""
-    _face(check_params, params)
+    """Validate params.yaml, every model block and loss (each model run once) and DVC's dvc.lock and rwlock."""
+    _face(check_all, params)
+
+
+def check_all(params: Path) -> None:
+    """:func:`check_params`, then DVC's files in the project of ``params`` (:mod:`selfrefine.dvcfiles`)."""
+    from selfrefine.dvcfiles import damaged
+
+    check_params(params)
+    problems = damaged(params.parent)
+    if problems:
+        raise UserError("; ".join(problems))
 
 
 def check_params(params: Path) -> None:
@@ -398,7 +408,9 @@ def apply_profile(name: str, params: Path) -> None:
     if not source.is_file():
         known = ", ".join(sorted(p.stem for p in PROFILES.glob("*.yaml")))
         raise UserError(f"{source}: no such profile; available: {known}")
-    yaml = YAML()
+    yaml = YAML()  # round trip, changing only what the profile sets: quotes, nulls and long lines kept as written
+    yaml.preserve_quotes, yaml.width = True, 4096
+    yaml.representer.add_representer(type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null"))
     try:
         document, override = yaml.load(params.read_text()), yaml.load(source.read_text()) or {}
     except YAMLError as err:

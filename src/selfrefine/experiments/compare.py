@@ -48,7 +48,15 @@ from selfrefine.evaluation.intervals import (
     run_spread,
     spread_ratio,
 )
-from selfrefine.experiments.compare_docs import compare_plot, headline, interval_rows, markdown, results_section
+from selfrefine.experiments.compare_docs import (
+    compare_plot,
+    headline,
+    interval_rows,
+    markdown,
+    results_section,
+    round_rows,
+    worlds_section,
+)
 from selfrefine.experiments.queue import (
     SEED_KEYS,
     batch_times,
@@ -67,6 +75,11 @@ log = logging.getLogger(__name__)
 
 FOLDER = paths.COMPARE
 """Per model, every experiment's per-song, per-source scores (``<model>.csv``), and the batch's times."""
+
+WORLDS = Path("metrics/worlds")
+"""Another generated world's comparison, one folder per world (``<engine>/``): its kept per-song scores as in
+:data:`FOLDER` and its ``compare.json``, run in a clone on that world's profile; the worlds section of
+docs/results.md sets it beside this one (:func:`other_worlds`)."""
 
 
 #: What each experiment reproduces: the key numbers (``metrics.json``), which restores every stage it shares with
@@ -442,10 +455,14 @@ def tabulate(params: Params, folder: Path = FOLDER) -> dict:
     plain = {t: _label_quality(None, t) for m in table["models"].values() for t in m["per_source"] if "@" not in t}
     table["label_quality"] = {t: q for t, q in plain.items() if q} | kept
     table["aliases"] = dict(params.compare.aliases)
+    table["rounds"] = round_rows(list(params.refine.rounds))
     write_json(paths.COMPARE_JSON, table)
     write_text(paths.COMPARE_MD, markdown(table))
-    update_section(paths.RESULTS_DOC, "results", results_section(table, list(params.refine.rounds)))
-    update_section(paths.README, "headline", headline(table, params.refine.rounds))
+    update_section(paths.RESULTS_DOC, "results", results_section(table))
+    others = other_worlds(table["world"])
+    if others:
+        update_section(paths.RESULTS_DOC, "worlds", worlds_section({table["world"]: table, **others}))
+    update_section(paths.README, "headline", headline(table, others))
     compare_plot(paths.COMPARE_PLOT, table)
     write_csv(paths.COMPARE_CSV, interval_rows(table), ["model", "condition", "mean", "ci_low", "ci_high", "runs"])
     log.info(
@@ -453,6 +470,18 @@ def tabulate(params: Params, folder: Path = FOLDER) -> dict:
         paths.COMPARE_JSON, paths.COMPARE_MD, paths.COMPARE_PLOT, paths.RESULTS_DOC, paths.README,
     )  # fmt: skip
     return table
+
+
+def other_worlds(world: str, folder: Path = WORLDS) -> dict[str, dict]:
+    """Per other generated world kept in ``folder`` (``<engine>/compare.json``), its comparison table."""
+    tables = {}
+    for path in sorted(folder.glob("*/compare.json")):
+        table = json.loads(path.read_text())
+        if table.get("world") != path.parent.name:
+            raise UserError(f"{path}: holds the world {table.get('world')!r}, not {path.parent.name!r}; move it")
+        if path.parent.name != world:
+            tables[path.parent.name] = table
+    return tables
 
 
 def contrasts(

@@ -14,6 +14,9 @@ from pathlib import Path
 from selfrefine import CLASSES, paths
 from selfrefine.experiments.report import batch_text, ci_text, display, pct_text
 
+WORLD_NAMES = {"synth": "synthesised instruments", "sampled": "instruments sampled from a General MIDI soundfont"}
+"""What each generated world (``generate.engine``) plays its songs on."""
+
 
 def _names(table: dict) -> dict[str, str]:
     return table.get("aliases") or {}
@@ -206,7 +209,7 @@ def _negated(value: dict | None) -> dict | None:
     return {**value, **{k: v + 0.0 for k, v in flip.items()}}  # + 0.0: no "-0.00"
 
 
-def results_section(table: dict, rounds: list[str]) -> str:
+def results_section(table: dict) -> str:
     """docs/results.md's results section: generated from the comparison and the committed metrics."""
     parts = [
         "Produced by `selfrefine compare`; `selfrefine compare --tabulate` regenerates it from the kept per-song",
@@ -268,7 +271,7 @@ def results_section(table: dict, rounds: list[str]) -> str:
         "Classifier and label quality of the committed run (`metrics/classifier/`, `metrics/refine/`; exact match",
         "on clean test mixtures at threshold 0.5):",
         "",
-        method_summary(rounds),
+        method_summary(table.get("rounds", [])),
     ]
     return "\n".join(parts)
 
@@ -322,19 +325,16 @@ def split_text(table: dict) -> str:
     return "\n".join(lines)
 
 
-def _label_line(rounds: dict[str, str]) -> str:
-    """How right the committed run's label tables are, round by round (empty when the truth is unknown)."""
-    steps = []
-    for name, trained_on in rounds.items():
-        path = paths.metrics("refine", name)
-        r = json.loads(path.read_text()) if path.is_file() else {}
-        if "label_accuracy_refined" in r:
-            if not steps:
-                steps.append(f"noisy {100 * r['label_accuracy_noisy']:.1f} %")
-            what = "the round trained on clean labels" if trained_on == "clean" else f"round {name}"
-            steps.append(f"{what} {100 * r['label_accuracy_refined']:.1f} %")
-    if not steps:
+def _label_line(rounds: list[dict]) -> str:
+    """How right the committed run's label tables are, round by round (:func:`round_rows`; empty when the truth is
+    unknown)."""
+    if not rounds:
         return ""
+    steps = [f"noisy {100 * rounds[0]['label_accuracy_noisy']:.1f} %"] + [
+        ("the round trained on clean labels" if r["trained_on"] == "clean" else f"round {r['round']}")
+        + f" {100 * r['label_accuracy_refined']:.1f} %"
+        for r in rounds
+    ]
     return (
         "Stems whose label set is right (the generator knows the truth; `metrics/refine/`): " + ", ".join(steps) + ".\n"
     )
@@ -343,13 +343,12 @@ def _label_line(rounds: dict[str, str]) -> str:
 def _world(table: dict) -> str:
     """Where the compared songs come from, as the headline names it."""
     world = table.get("world")
-    if world in ("synth", "sampled"):
-        kind = "synthesised instruments" if world == "synth" else "instruments sampled from a General MIDI soundfont"
-        return f"of the generated world `{world}` ({kind}; `generate.engine`)"
+    if world in WORLD_NAMES:
+        return f"of the generated world `{world}` ({WORLD_NAMES[world]}; `generate.engine`)"
     return f"of `{world}`" if world else ""
 
 
-def headline(table: dict, rounds: dict[str, str]) -> str:
+def headline(table: dict, others: dict[str, dict] | None = None) -> str:
     """The README's results headline: per separator, noisy / refined / clean global SDR, the primary contrasts
     and the gap closed."""
     lines = [
@@ -400,9 +399,25 @@ def headline(table: dict, rounds: dict[str, str]) -> str:
             "",
             *statements,
             "",
+            *(_other_world(world, other) for world, other in (others or {}).items()),
             f"Details{control}, ablations and caveats: [docs/results.md]({paths.RESULTS_DOC.as_posix()}). "
-            + _label_line(rounds),
+            + _label_line(table.get("rounds", [])),
         ]
+    )
+
+
+def _other_world(world: str, table: dict) -> str:
+    """One line of the headline: the primary contrasts on another world (:func:`worlds_section` has the rest)."""
+    parts = [
+        f"{model} {entry['refined']} − noisy {ci_text(entry['refined_minus_noisy'])}, − clean "
+        f"{ci_text(entry['refined_minus_clean'])} (gap closed {pct_text(entry['gap_closed'])})"
+        for model, entry in table["models"].items()
+        if "refined_minus_clean" in entry
+    ]
+    some = next(iter(table["models"].values()))
+    return (
+        f"On the world `{world}` ({WORLD_NAMES.get(world, world)}; {some['replicates']} runs x {some['songs']} songs,"
+        f" dB): {'; '.join(parts)}.\n"
     )
 
 
@@ -449,12 +464,12 @@ def compare_plot(path: Path, table: dict) -> None:
     save_figure(fig, path)
 
 
-def method_summary(rounds: list[str]) -> str:
-    """Classifier and refinement headline numbers of the committed run's ``rounds``, as markdown (from metrics/)."""
-    lines = [
-        "| round | classifier trained on | clean-test exact match | macro F1 | stems whose label set is right: trained on → refined |",
-        "|---|---|---|---|---|",
-    ]
+def round_rows(rounds: list[str]) -> list[dict]:
+    """The committed run's classifier and refinement per round (``metrics/classifier/``, ``metrics/refine/``): exact
+    match and macro F1 on clean test mixtures, the share of stems whose label set is right before and after, and
+    per class the labels the refinement wrongly adds (false positives) or misses. Rounds whose truth is unknown
+    are left out."""
+    rows = []
     for name in rounds:
         classifier, refinement = paths.metrics("classifier", name), paths.metrics("refine", name)
         if not (classifier.is_file() and refinement.is_file()):
@@ -462,9 +477,152 @@ def method_summary(rounds: list[str]) -> str:
         c, r = json.loads(classifier.read_text()), json.loads(refinement.read_text())
         if "skipped" in c or "label_accuracy_refined" not in r:
             continue
-        test = c["test_clean_mixtures"]
-        lines.append(
-            f"| {name} | {c['trained_on']} | {100 * test['exact_match']:.1f} % | {test['macro_f1']:.3f} | "
-            f"{100 * r['label_accuracy_input']:.1f} % → {100 * r['label_accuracy_refined']:.1f} % |"
+        test, wrong = c["test_clean_mixtures"], {}
+        for cls, v in r.get("per_class", {}).items():
+            hit = v["recall"] * v["support"]
+            # precision 0 hides how many labels were added (none, or only wrong ones): None, shown as "?"
+            wrong[cls] = {"added": round(hit / v["precision"] - hit) if v["precision"] else None,
+                          "missed": round(v["support"] - hit)}  # fmt: skip
+        rows.append(
+            {
+                "round": name,
+                "trained_on": c["trained_on"],
+                "exact_match": test["exact_match"],
+                "macro_f1": test["macro_f1"],
+                "label_accuracy_noisy": r["label_accuracy_noisy"],
+                "label_accuracy_input": r["label_accuracy_input"],
+                "label_accuracy_refined": r["label_accuracy_refined"],
+                "stems": r["stems"],
+                "wrong_labels": wrong,
+            }
         )
+    return rows
+
+
+def method_summary(rounds: list[dict]) -> str:
+    """Classifier and refinement headline numbers per round (:func:`round_rows`), as markdown."""
+    lines = [
+        "| round | classifier trained on | clean-test exact match | macro F1 | stems whose label set is right: trained on → refined |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['round']} | {r['trained_on']} | {100 * r['exact_match']:.1f} % | {r['macro_f1']:.3f} | "
+        f"{100 * r['label_accuracy_input']:.1f} % → {100 * r['label_accuracy_refined']:.1f} % |"
+        for r in rounds
+    ]
     return "\n".join(lines) + "\n"
+
+
+def _contrast(entry: dict, name: str, part: str = "global") -> dict | None:
+    return next((c[part] for c in entry.get("contrasts", []) if c["contrast"] == name), None)
+
+
+def _verdict(value: dict | None, a: str, b: str) -> str:
+    """``a − b`` in words: which side its interval lies on, or not established."""
+    if value is None:
+        return "not run"
+    if value["ci_low"] > 0:
+        return f"{a} above {b}"
+    return f"{a} below {b}" if value["ci_high"] < 0 else "not established"
+
+
+def worlds_section(tables: dict[str, dict]) -> str:
+    """docs/results.md's worlds section: the same comparison on each generated world, side by side.
+
+    Args:
+        tables: per world (``generate.engine``), its comparison table (``compare.json``) with its committed run's
+            rounds (:func:`round_rows`).
+    """
+    lines = [
+        "| world | separator | runs x songs | noisy | refined | clean | refined − noisy | refined − clean | gap closed |",
+        "|---" * 9 + "|",
+    ]
+    sources = ["| world | separator | labels | " + " | ".join(CLASSES) + " |", "|---" * (len(CLASSES) + 3) + "|"]
+    per_source = [
+        "| world | separator | contrast | " + " | ".join(CLASSES) + " |",
+        "|---" * (len(CLASSES) + 3) + "|",
+    ]
+    verdicts = []
+    for world, table in tables.items():
+        for model, entry in table["models"].items():
+            refined = entry.get("refined")
+            if not refined or "clean" not in entry:
+                continue
+            lines.append(
+                f"| {world} | {model} | {entry['replicates']} x {entry['songs']} | {ci_text(entry['noisy'])} | "
+                f"{ci_text(entry[refined])} ({refined}) | {ci_text(entry['clean'])} | "
+                f"{ci_text(entry['refined_minus_noisy'])} | {ci_text(entry['refined_minus_clean'])} | "
+                f"{pct_text(entry['gap_closed'])} |"
+            )
+            for labels in ("noisy", refined, "clean"):
+                cells = [f"{entry['per_source'][labels][c]:.2f}" for c in CLASSES]
+                sources.append(f"| {world} | {model} | {labels} | " + " | ".join(cells) + " |")
+            for a, b in ((refined, "noisy"), (refined, "clean")):
+                cells = [ci_text(v) if (v := _contrast(entry, f"{a} - {b}", c)) else "" for c in CLASSES]
+                per_source.append(f"| {world} | {model} | {a} − {b} | " + " | ".join(cells) + " |")
+            low = [c for c in CLASSES if entry["per_source"][refined][c] < 1.0]
+            verdicts.append(
+                f"- {world}, {model}: refined − noisy: {_verdict(entry['refined_minus_noisy'], refined, 'noisy')}; "
+                f"refined − clean: {_verdict(entry['refined_minus_clean'], refined, 'clean')}"
+                + (f"; under 1 dB on {', '.join(low)} with {refined}" if low else "")
+                + "."
+            )
+    rounds = [
+        "| world | round | classifier trained on | clean-test exact match | labels right: in → out | wrong labels "
+        "added / missed per class |",
+        "|---" * 6 + "|",
+    ]
+    for world, table in tables.items():
+        rows = table.get("rounds", [])
+        for r in rows:
+            wrong = ", ".join(
+                f"{c} {'?' if w['added'] is None else w['added']}/{w['missed']}" for c, w in r["wrong_labels"].items()
+            )
+            rounds.append(
+                f"| {world} | {r['round']} | {r['trained_on']} | {100 * r['exact_match']:.1f} % | "
+                f"{100 * r['label_accuracy_input']:.1f} % → {100 * r['label_accuracy_refined']:.1f} % | {wrong} |"
+            )
+        by_name = {r["round"]: r for r in rows}
+        iterated = [r for r in rows if r["trained_on"] != "clean"]
+        if len(iterated) > 1:
+            first, last = iterated[0], iterated[-1]
+            step = 100 * (last["label_accuracy_refined"] - first["label_accuracy_refined"])
+            total = sum((w["added"] or 0) + w["missed"] for w in last["wrong_labels"].values())
+            top = max(last["wrong_labels"].items(), key=lambda cw: cw[1]["added"] or 0)
+            text = (
+                f"- {world}: round {last['round']} relabels "
+                + (f"{'worse' if step < 0 else 'better'} than round {first['round']} ({step:+.1f} points, "
+                   f"{abs(round(step * last['stems'] / 100))} of {last['stems']} stems)" if step
+                   else f"as well as round {first['round']}")
+                + f"; of its {total} wrong labels, {top[1]['added']} add `{top[0]}`"
+            )  # fmt: skip
+            clean = by_name.get("clean")
+            if clean:
+                gap = 100 * (clean["exact_match"] - last["exact_match"])
+                text += f"; its classifier is {gap:.1f} points of exact match behind the clean-trained one"
+            verdicts.append(text + ".")
+    return (
+        "\n".join(
+            [
+                *lines,
+                "",
+                "Per source, mean over runs and songs (dB):",
+                "",
+                *sources,
+                "",
+                "Per source, the contrasts with their 95 % intervals (exploratory where not declared primary):",
+                "",
+                *per_source,
+                "",
+                "Classifiers and labels of each world's committed run (exact match on clean test mixtures; wrong labels",
+                "of the refined table against the truth):",
+                "",
+                *rounds,
+                "",
+                "What holds in each world (95 % intervals as above; 'not established' where one includes 0):",
+                "",
+                *verdicts,
+            ]
+        )
+        + "\n"
+    )

@@ -522,3 +522,20 @@ def test_another_world_is_set_beside_this_one_with_its_rounds_and_verdicts(tmp_p
     (WORLDS / "sampled").rename(WORLDS / "recorded")
     with pytest.raises(UserError, match="holds the world 'sampled', not 'recorded'"):
         tabulate(params)
+
+
+def test_a_batch_on_another_world_refuses_to_share_the_kept_table(tmp_path: Path, monkeypatch) -> None:
+    import yaml
+
+    from selfrefine.config import merge_into, parse_params
+    from selfrefine.experiments import compare
+
+    monkeypatch.chdir(tmp_path)
+    _documents()
+    _kept_scores(Path("metrics/compare"), {"noisy": 0.0, "refined_2": 1.0, "clean": 2.0, "selected": 1.5})
+    tabulate(load_params(ROOT / "params.yaml"))  # the kept table's world: synth
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    sampled = parse_params(merge_into(raw, {"generate": {"engine": "sampled"}}), "sampled")
+    monkeypatch.setattr(compare, "run_batch", lambda *a, **k: pytest.fail("queued experiments"))
+    with pytest.raises(UserError, match="holds runs of the world 'synth' \\(selected; .*this batch runs 'sampled'"):
+        compare.run_comparison(sampled, ["noisy", "refined_2", "clean"], 3, params_path=ROOT / "params.yaml")

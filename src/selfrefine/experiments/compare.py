@@ -224,6 +224,14 @@ def run_comparison(
     raw = yaml.safe_load(params_path.read_text()) if params_path.is_file() else None
     conditions = [parse_condition(text, params, raw) for text in dict.fromkeys(labels)]
     kept = {m: read_csv(FOLDER / f"{m}.csv") if (FOLDER / f"{m}.csv").is_file() else [] for m in models}
+    others = sorted({r["labels"] for m in models for r in kept[m]} - {c.name for c in conditions})
+    kept_world = json.loads(paths.COMPARE_JSON.read_text()).get("world") if paths.COMPARE_JSON.is_file() else None
+    if others and kept_world not in (None, world_of(params)):
+        raise UserError(
+            f"metrics/compare/: holds runs of the world '{kept_world}' ({', '.join(others)}; {paths.COMPARE_JSON}), "
+            f"this batch runs '{world_of(params)}': their rows would share one table; move metrics/compare/ aside "
+            f"(git rm -r metrics/compare) or keep that world in {WORLDS}/{kept_world}/"
+        )
     if "noisy" not in labels:
         runs = {int(r["seed"]) for r in kept[models[0]] if r["labels"] == "noisy" and _vary(r) == vary}
         if runs != set(range(seeds)):
@@ -307,6 +315,11 @@ def run_comparison(
     return tabulate(params)
 
 
+def world_of(params: Params) -> str:
+    """Where the compared songs come from: the generated world (``generate.engine``) or the user's data root."""
+    return params.generate.engine if Path(params.data.root) == paths.GENERATED else params.data.root
+
+
 def nested_path(model: str, folder: Path = FOLDER) -> Path:
     """The kept scores of the further separator trainings of the judged table (:data:`NESTED_COLUMNS`)."""
     return folder / "separators" / f"{model}.csv"
@@ -381,7 +394,7 @@ def tabulate(params: Params, folder: Path = FOLDER) -> dict:
         "level": 0.95,
         "method": METHOD,
         "primary": list(params.compare.primary),
-        "world": params.generate.engine if Path(params.data.root) == paths.GENERATED else params.data.root,
+        "world": world_of(params),
     }
     for model in params.separate.models:
         path = folder / f"{model}.csv"

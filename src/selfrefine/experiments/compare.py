@@ -225,11 +225,12 @@ def run_comparison(
     conditions = [parse_condition(text, params, raw) for text in dict.fromkeys(labels)]
     kept = {m: read_csv(FOLDER / f"{m}.csv") if (FOLDER / f"{m}.csv").is_file() else [] for m in models}
     others = sorted({r["labels"] for m in models for r in kept[m]} - {c.name for c in conditions})
+    world = world_of(params)
     kept_world = json.loads(paths.COMPARE_JSON.read_text()).get("world") if paths.COMPARE_JSON.is_file() else None
-    if others and kept_world not in (None, world_of(params)):
+    if others and kept_world not in (None, world):
         raise UserError(
             f"metrics/compare/: holds runs of the world '{kept_world}' ({', '.join(others)}; {paths.COMPARE_JSON}), "
-            f"this batch runs '{world_of(params)}': their rows would share one table; move metrics/compare/ aside "
+            f"this batch runs '{world}': their rows would share one table; move metrics/compare/ aside "
             f"(git rm -r metrics/compare) or keep that world in {WORLDS}/{kept_world}/"
         )
     if "noisy" not in labels:

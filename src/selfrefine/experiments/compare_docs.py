@@ -513,14 +513,8 @@ def method_summary(rounds: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _contrast(entry: dict, name: str, part: str = "global") -> dict | None:
-    return next((c[part] for c in entry.get("contrasts", []) if c["contrast"] == name), None)
-
-
-def _verdict(value: dict | None, a: str, b: str) -> str:
+def _verdict(value: dict, a: str, b: str) -> str:
     """``a − b`` in words: which side its interval lies on, or not established."""
-    if value is None:
-        return "not run"
     if value["ci_low"] > 0:
         return f"{a} above {b}"
     return f"{a} below {b}" if value["ci_high"] < 0 else "not established"
@@ -558,7 +552,8 @@ def worlds_section(tables: dict[str, dict]) -> str:
                 cells = [f"{entry['per_source'][labels][c]:.2f}" for c in CLASSES]
                 sources.append(f"| {world} | {model} | {labels} | " + " | ".join(cells) + " |")
             for a, b in ((refined, "noisy"), (refined, "clean")):
-                cells = [ci_text(v) if (v := _contrast(entry, f"{a} - {b}", c)) else "" for c in CLASSES]
+                contrast = _difference(entry, a, b) or {}
+                cells = [ci_text(contrast[c]) if c in contrast else "" for c in CLASSES]
                 per_source.append(f"| {world} | {model} | {a} − {b} | " + " | ".join(cells) + " |")
             low = [c for c in CLASSES if entry["per_source"][refined][c] < 1.0]
             verdicts.append(

@@ -147,8 +147,12 @@ def test_a_condition_is_a_table_with_checked_params_overrides() -> None:
     assert parse_condition("noisy", params, raw).overrides == ()
     alias = parse_condition("adaptive", params, raw)
     assert (alias.name, alias.table) == ("refined_2@refine.threshold=adaptive", "refined_2"), "an alias is expanded"
+    filtered = parse_condition("filtered_demucs@filter.models=[demucs]", params, raw)
+    assert filtered.set_args(0)[:2] == ["-S", "separate.labels=filtered_demucs"], "an override may add the table"
     for text, message in [
         ("refined_9", "unknown label table 'refined_9'"),
+        ("filtered_demucs", "unknown label table 'filtered_demucs'"),
+        ("refined_2@separate.keep=0", "separate.keep"),
         ("refined_2@threshold", "expected TABLE@key=value"),
         ("refined_2@separate.seed=3", "compare sets separate.seed itself"),
         ("refined_2@refine.threshold=1.5", "threshold"),

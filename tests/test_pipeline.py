@@ -224,6 +224,26 @@ def test_a_third_round_runs_with_no_code_change(repo: Path) -> None:
     assert (repo / "data/labels/refined_3.csv").is_file()
 
 
+def test_filtering_is_a_stage_only_when_asked_and_its_table_trains_the_separators(repo: Path) -> None:
+    assert not any(s.startswith("filter@") for s in _stages(repo)), "no filtering by default"
+    _set_params(
+        repo,
+        filter={"models": ["demucs"], "labels": "noisy", "threshold_db": -1000.0},  # smoke's 2-step scorer keeps all
+        separate={"labels": "filtered_demucs", "models": ["demucs"]},
+    )
+    proc = _run(repo, "dvc", "repro")
+    assert _ran(proc) == {"validate", "filter@demucs", "train@demucs", "evaluate@demucs", "summarize"}
+    metrics = _metrics(repo)
+    assert metrics["metrics/filter/demucs.json"]["removed"] == 0
+    assert metrics["metrics/filter/demucs.json"]["pool_sizes"] == metrics["metrics/train/demucs.json"]["pools"]
+    assert metrics["metrics/train/demucs.json"]["labels"] == "filtered_demucs"
+    with open(repo / "data/labels/filtered_demucs.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert all(r["filter_sdr"] for r in rows if r["labels"]), "every labelled stem is scored"
+    assert (repo / "plots/filter/demucs/scores.png").is_file()
+    assert _run(repo, "dvc", "status").stdout.strip().endswith("up to date.")
+
+
 def test_out_of_fold_refinement_gives_each_song_to_the_member_that_never_trained_on_it(repo: Path) -> None:
     from selfrefine import CLASSES
     from selfrefine.data.audio import decode, samples

@@ -26,7 +26,7 @@ import numpy as np
 from selfrefine import CLASSES, paths
 from selfrefine.config import Params
 from selfrefine.data.audio import AudioError, read_audio, samples
-from selfrefine.data.labels import format_labels
+from selfrefine.data.labels import format_labels, p_exactly
 from selfrefine.data.layouts import training_stems
 from selfrefine.errors import UserError
 from selfrefine.outputs import atomic_dir, read_csv, write_csv, write_json
@@ -46,9 +46,7 @@ def default_classifier(params: Params) -> Path:
 
 def p_wrong(label: str, probs: np.ndarray) -> float:
     """Probability that a stem named ``label`` does not hold exactly its own class (see module docstring)."""
-    own = CLASSES.index(label)
-    exactly = probs[own] * np.prod([1.0 - p for i, p in enumerate(probs) if i != own])
-    return float(1.0 - exactly)
+    return 1.0 - p_exactly(probs, [label])
 
 
 @dataclass

@@ -21,7 +21,7 @@ from selfrefine.paths import AUDIT_REPORT, PARAMS, PROFILES, SEPARATED, separato
 
 HELP = (
     "Self-refining pseudo labels for music source separation. The pipeline's stages by hand (validate, generate, "
-    "index, corrupt, classify, refine, select, train, evaluate, summarize: the bodies `dvc repro` runs), and check, "
+    "index, corrupt, classify, refine, select, filter, train, evaluate, summarize: the bodies `dvc repro` runs), and check, "
     "profile, compare, study, audit and separate."
 )
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP)
@@ -131,6 +131,16 @@ def refine(
 def select(params: ParamsOpt = PARAMS) -> None:
     """The selection control: clean labels on only the stems separate.control's pools keep (table selected)."""
     _stage("select", params)
+
+
+@app.command("filter")
+def filter_stage(
+    name: Annotated[str, typer.Argument(help="a separator listed in filter.models, e.g. demucs")],
+    params: ParamsOpt = PARAMS,
+    nproc: NprocOpt = 1,
+) -> None:
+    """Model-based filtering: a separator trained on filter.labels leaves out the stems it cannot explain (table filtered_<name>)."""
+    _stage("filter", params, name, nproc=nproc)
 
 
 @app.command()

@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from selfrefine.errors import UserError
-from selfrefine.paths import refined_table
+from selfrefine.paths import filtered_table, refined_table
 
 ROOT_TABLES = ("noisy", "clean")
 """Label tables the index writes: file names, and the truth (empty when it is unknown)."""
@@ -228,7 +228,13 @@ class SeparateParams:
 
     labels: str = "refined_2"
     """``noisy``, ``clean`` or ``refined_<round>`` of a round in ``refine.rounds``."""
-    pool: str = field(default="single", metadata=_one_of("single", "named"))
+    pool: str = field(default="single", metadata=_one_of("single", "named", "partial"))
+    """How label sets become per-class pools (:func:`selfrefine.data.labels.build_pools`): ``single`` (a stem
+    labelled with one class), ``named`` (its file name's class among its labels) or ``partial`` (every class it
+    holds; a stem with several supervises the sum of their estimates)."""
+    keep: float = field(default=1.0, metadata=_check(lambda v: 0 < v <= 1, "in (0, 1]"))
+    """Ranked pools: the share of each class's pool kept, the stems the refining classifier is likeliest to have
+    labelled right first (needs a refined table); 1.0: every stem."""
     seed: int | None = field(default=None, metadata=_check(lambda v: v is None or v >= 0, ">= 0 or null"))
     """The separators' training seed (initial weights, examples drawn); ``None``: the pipeline's ``seed``.
     A replicate of a separator run changes this alone, so nothing upstream reruns."""
@@ -266,6 +272,20 @@ class SeparatorParams:
 
     model: dict[str, Any] = field(default_factory=dict)
     train: SeparatorTrainParams = SeparatorTrainParams()
+
+
+@dataclass(frozen=True)
+class FilterParams:
+    """Model-based filtering (stage ``filter@<name>``, table ``filtered_<name>``): separator ``<name>`` trains on
+    ``labels`` (its own ``separators`` block, ``separate``'s pools and seed), separates every training stem on its
+    own, and a stem whose estimate for its labelled classes is below ``threshold_db`` SDR leaves every pool."""
+
+    models: list[str] = field(default_factory=list)
+    """Separators that filter, each writing ``filtered_<name>``; ``[]``: no filtering (no stage)."""
+    labels: str = "refined_2"
+    """The table filtered (and the scoring separator's training labels)."""
+    threshold_db: float = 0.0
+    """A stem stays when the SDR of its labelled classes' summed estimate against the stem reaches this."""
 
 
 @dataclass(frozen=True)
@@ -362,6 +382,7 @@ class Params:
     classifier: ClassifierParams = ClassifierParams()
     refine: RefineParams = RefineParams()
     separate: SeparateParams = SeparateParams()
+    filter: FilterParams = FilterParams()
     evaluate: EvaluateParams = EvaluateParams()
     compare: CompareParams = CompareParams()
     study: StudyParams = StudyParams()
@@ -370,8 +391,10 @@ class Params:
     """One block per separator (a module of :mod:`selfrefine.models.separators`)."""
 
     def label_tables(self) -> list[str]:
-        """Every label table the pipeline writes: the index's two, one per refinement round, and the selection control."""
-        return [*ROOT_TABLES, *(refined_table(r) for r in self.refine.rounds), SELECTED]
+        """Every label table the pipeline writes: the index's two, one per refinement round, the selection control
+        and one per filtering separator."""
+        filtered = (filtered_table(m) for m in self.filter.models)
+        return [*ROOT_TABLES, *(refined_table(r) for r in self.refine.rounds), SELECTED, *filtered]
 
 
 def _type_ok(value: Any, hint: Any) -> tuple[bool, Any]:
@@ -477,7 +500,11 @@ def _validate(params: Params) -> Params:
             f"separate.labels: '{params.separate.labels}' is not a label table of this pipeline; "
             f"use one of {', '.join(params.label_tables())}"
         )
-    if not params.data.truth and params.refine.root(params.separate.labels) == "clean":
+    _validate_filter(params)
+    trained = params.separate.labels
+    if trained in map(filtered_table, params.filter.models):
+        trained = params.filter.labels
+    if not params.data.truth and params.refine.root(trained) == "clean":
         raise ParamsError(
             f"separate.labels: '{params.separate.labels}' needs ground truth but data.truth is false; "
             "use noisy or a round refined from it"
@@ -508,6 +535,18 @@ def _validate(params: Params) -> Params:
         raise ParamsError("separate.models: a separator is listed twice")
     _validate_study(params)
     return params
+
+
+def _validate_filter(params: Params) -> None:
+    """Filtering separators have blocks and filter a table the pipeline writes before them."""
+    for name in params.filter.models:
+        if name not in params.separators:
+            raise ParamsError(f"filter.models: '{name}' has no block; add separators.{name} (model and train)")
+    before = [*ROOT_TABLES, *(refined_table(r) for r in params.refine.rounds), SELECTED]
+    if params.filter.models and params.filter.labels not in before:
+        raise ParamsError(
+            f"filter.labels: '{params.filter.labels}' is not a table to filter; use one of {', '.join(before)}"
+        )
 
 
 def _validate_study(params: Params) -> None:

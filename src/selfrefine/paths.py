@@ -68,13 +68,18 @@ def stem_cache() -> Path:
 
 
 def label_table(name: str) -> Path:
-    """Label table ``name``: ``noisy``, ``clean``, ``refined_<round>`` or ``selected``."""
+    """Label table ``name``: ``noisy``, ``clean``, ``refined_<round>``, ``selected`` or ``filtered_<separator>``."""
     return Path("data/labels") / f"{name}.csv"
 
 
 def refined_table(round_key: str) -> str:
     """The name of the label table that refinement round ``round_key`` writes."""
     return f"refined_{round_key}"
+
+
+def filtered_table(separator: str) -> str:
+    """The name of the label table that separator ``separator``'s filtering (stage ``filter@<separator>``) writes."""
+    return f"filtered_{separator}"
 
 
 def classifier_dir(round_key: str) -> Path:
@@ -117,6 +122,11 @@ def metrics(kind: str, name: str) -> Path:
     return Path("metrics") / kind / f"{name}.json"
 
 
+def filter_plots(separator: str) -> Path:
+    """Score histograms of separator ``separator``'s filtering (stage ``filter@<separator>``)."""
+    return Path("plots/filter") / separator
+
+
 def refine_plots(round_key: str) -> Path:
     """Threshold sweeps, confusion and probability plots of a refinement round."""
     return Path("plots/refine") / round_key
@@ -142,6 +152,8 @@ def producer(path: str | Path) -> str | None:
     if p.parent == Path("data/labels"):
         if p.stem == "selected":
             return "select"
+        if p.stem.startswith("filtered_"):
+            return f"filter@{p.stem.removeprefix('filtered_')}"
         return "corrupt" if p.stem in ("noisy", "clean") else f"refine@{p.stem.removeprefix('refined_')}"
     if Path("models/classifier") in p.parents:
         return f"classify@{p.relative_to('models/classifier').parts[0]}"

@@ -119,3 +119,31 @@ def sdr_bars(path: Path, rows: list[dict], title: str) -> None:
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     save_figure(fig, path)
+
+
+def filter_scores(
+    path: Path, scores: np.ndarray, stems: list, truth: list[frozenset[str]] | None, threshold: float
+) -> None:
+    """Histograms of the filter's stem scores per labelled class (split by whether the label set is right, where
+    the truth is known), with the threshold."""
+    fig, axes = plt.subplots(1, len(CLASSES), figsize=(14, 3), sharey=True)
+    bins = np.linspace(
+        np.nanmin(scores) if np.isfinite(scores).any() else -10,
+        np.nanmax(scores) if np.isfinite(scores).any() else 30,
+        30,
+    )
+    for ax, c in zip(axes, CLASSES):
+        ids = [i for i, s in enumerate(stems) if c in s.labels and np.isfinite(scores[i])]
+        if truth is None:
+            ax.hist(scores[ids], bins=bins, color="tab:blue")
+        else:
+            right = [i for i in ids if stems[i].labels == truth[i]]
+            wrong = [i for i in ids if stems[i].labels != truth[i]]
+            ax.hist([scores[right], scores[wrong]], bins=bins, stacked=True, color=["tab:blue", "tab:red"],
+                    label=["label set right", "label set wrong"])  # fmt: skip
+        ax.axvline(threshold, color="k", ls="--", lw=1)
+        ax.set_title(f"labelled {c}")
+        ax.set_xlabel("SDR of own estimate (dB)")
+    if truth is not None:
+        axes[0].legend(fontsize=7)
+    save_figure(fig, path)

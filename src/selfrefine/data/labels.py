@@ -67,11 +67,48 @@ def write_label_table(path: str | Path, stems: Sequence[LabelledStem], extra: Se
     write_csv(path, rows, columns)
 
 
-def build_pools(stems: list[LabelledStem], policy: str, among: list[int]) -> dict[str, list[int]]:
-    """``{class: [stem index, ...]}`` of the stems ``among`` under ``policy`` (``separate.pool``).
+def p_exactly(probs: Sequence[float], labels: Iterable[str]) -> float:
+    """The classifier's probability that a stem holds exactly the classes ``labels`` and no other, from its
+    per-class probabilities ``probs`` (:data:`CLASSES` order) read as independent: the confidence the audit and
+    ranked pools (``separate.keep``) order stems by."""
+    labels = set(labels)
+    return float(np.prod([p if c in labels else 1.0 - p for c, p in zip(CLASSES, probs, strict=True)]))
+
+
+def read_probabilities(path: str | Path) -> np.ndarray | None:
+    """A refined table's ``(stems, 4)`` per-class probabilities (its ``p_<class>`` columns); ``None`` for a
+    table without them (``noisy``, ``clean``, ``selected``)."""
+    rows = read_csv(path)
+    columns = [f"p_{c}" for c in CLASSES]
+    if not rows or any(c not in rows[0] for c in columns):
+        return None
+    return np.array([[float(r[c]) for c in columns] for r in rows], dtype=np.float64)
+
+
+POLICIES = ("single", "named", "partial")
+"""The pool policies of ``separate.pool`` (see :func:`build_pools`)."""
+
+
+def build_pools(
+    stems: list[LabelledStem],
+    policy: str,
+    among: list[int],
+    keep: float = 1.0,
+    probabilities: np.ndarray | None = None,
+) -> dict[str, list[int]]:
+    """``{class: [stem index, ...]}`` of the stems ``among`` under ``policy`` (``separate.pool``), in index order.
 
     ``single``: a stem joins the pool of class ``c`` when its label set is exactly ``{c}``; ``named``: a stem joins
-    the pool of its file-name class when its label set contains that class.
+    the pool of its file-name class when its label set contains that class; ``partial``: a stem joins the pool of
+    every class its label set holds (a stem with several supervises the sum of their estimates:
+    :class:`selfrefine.data.mixing.SourceMixer`).
+
+    ``keep`` < 1 (ranked pools, ``separate.keep``): each pool keeps the ``ceil(keep * n)`` of its ``n`` stems that
+    ``probabilities`` (the table's, :func:`read_probabilities`) make likeliest to hold exactly their label set
+    (:func:`p_exactly`); ties keep the lower index.
+
+    Raises:
+        UserError: ``keep`` < 1 without probabilities (a table no classifier labelled).
     """
     pools: dict[str, list[int]] = {c: [] for c in CLASSES}
     for i in among:
@@ -80,6 +117,20 @@ def build_pools(stems: list[LabelledStem], policy: str, among: list[int]) -> dic
             pools[next(iter(s.labels))].append(i)
         elif policy == "named" and s.stem in s.labels:
             pools[s.stem].append(i)
+        elif policy == "partial":
+            for c in s.labels:
+                pools[c].append(i)
+    if keep >= 1.0:
+        return pools
+    if probabilities is None:
+        raise UserError(
+            f"separate.keep {keep}: ranked pools need a refined table's probabilities; "
+            "train on a refined_<round> table or set separate.keep: 1.0"
+        )
+    confidence = {i: p_exactly(probabilities[i], stems[i].labels) for i in among}
+    for c, pool in pools.items():
+        ranked = sorted(pool, key=lambda i: (-confidence[i], i))
+        pools[c] = sorted(ranked[: int(np.ceil(keep * len(pool) - 1e-9))])
     return pools
 
 

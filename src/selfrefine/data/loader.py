@@ -23,7 +23,7 @@ class Mixer(Protocol):
 
     def plan(self, size: int) -> Any: ...
 
-    def render(self, plan: Any) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def render(self, plan: Any) -> tuple[torch.Tensor, ...]: ...
 
     def state_dict(self) -> dict: ...
 
@@ -33,7 +33,7 @@ class Mixer(Protocol):
 class Batches(Protocol):
     """A stream of training batches whose state is checkpointed."""
 
-    def next(self) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def next(self) -> tuple[torch.Tensor, ...]: ...
 
     def state_dict(self) -> dict: ...
 
@@ -49,7 +49,7 @@ class Direct:
     def __init__(self, mixer: Mixer, batch_size: int, part: slice = slice(None)) -> None:
         self.mixer, self.batch_size, self.part = mixer, batch_size, part
 
-    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def next(self) -> tuple[torch.Tensor, ...]:
         return self.mixer.render(self.mixer.plan(self.batch_size)[self.part])
 
     def state_dict(self) -> dict:
@@ -78,7 +78,7 @@ class _Render(Dataset):
     def __init__(self, mixer: Mixer) -> None:
         self.mixer = mixer
 
-    def __getitem__(self, plan: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, plan: Any) -> tuple[torch.Tensor, ...]:
         return self.mixer.render(plan)
 
 
@@ -117,7 +117,7 @@ class Prefetched:
         )
         self._iter = iter(loader)
 
-    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def next(self) -> tuple[torch.Tensor, ...]:
         batch = next(self._iter)
         self._consumed = self._states.popleft()
         return batch

@@ -138,42 +138,77 @@ class SourceMixer(_Seeded):
         gain_db: per-source gain uniform in +/- this many dB.
         shift: maximum random time shift in samples (the crop is drawn ``shift`` longer and cut).
         seed: random seed.
+        label_sets: every store index's label set, for pools that hold stems of several classes
+            (``separate.pool: partial``). Then a stem drawn for class ``c`` stands for every class of its set:
+            the classes after ``c`` draw no stem of their own, their slots stay silent and the example's
+            ``groups`` say which estimates sum to the stem (:meth:`render`). ``None``: one class per stem.
     """
 
     def __init__(
-        self, store: StemStore, pools: dict[str, list[int]], segment: int, gain_db: float, shift: int, seed: int
+        self,
+        store: StemStore,
+        pools: dict[str, list[int]],
+        segment: int,
+        gain_db: float,
+        shift: int,
+        seed: int,
+        label_sets: Sequence[frozenset[str]] | None = None,
     ) -> None:
         super().__init__(seed)
-        empty = [c for c in CLASSES if not pools.get(c)]
+        alone = pools if label_sets is None else {c: [i for i in p if label_sets[i] == {c}] for c, p in pools.items()}
+        empty = [c for c in CLASSES if not alone.get(c)]
         if empty:
+            why = "is empty: no training stem qualifies" if label_sets is None else "has no stem labelled with it alone"
             raise UserError(
-                f"the pool of '{empty[0]}' is empty: no training stem qualifies under separate.pool; "
-                "check the label table or use more data"
+                f"the pool of '{empty[0]}' {why} under separate.pool; check the label table or use more data"
             )
         self.store = store
         self.pools = pools
         self.segment = segment
         self.gain_db = gain_db
         self.shift = shift
+        self.members = None
+        if label_sets is not None:
+            self.members = {i: tuple(CLASSES.index(c) for c in CLASSES if c in label_sets[i]) for p in pools.values()
+                            for i in p}  # fmt: skip
 
-    def plan_example(self) -> list[tuple[int, int, int, float, bool, bool]]:
-        """Draw one example: per class ``(stem index, crop start, shift offset, gain, negate, swap channels)``."""
+    def plan_example(self) -> list[tuple | None]:
+        """Draw one example: per class ``(stem index, crop start, shift offset, gain, negate, swap channels)``;
+        with label sets, a seventh field (the classes the stem stands for) or ``None`` for a class an earlier
+        stem stands for."""
         rng = self.rng
-        plan = []
-        for c in CLASSES:
-            i = self.pools[c][int(rng.integers(len(self.pools[c])))]
+        plan: list[tuple | None] = []
+        covered: set[int] = set()
+        for k, c in enumerate(CLASSES):
+            if k in covered:
+                plan.append(None)
+                continue
+            pool = (
+                self.pools[c]
+                if self.members is None
+                else [i for i in self.pools[c] if not covered & set(self.members[i])]
+            )
+            i = pool[int(rng.integers(len(pool)))]
             start = self.store.crop_start(i, self.segment + self.shift, rng)
             offset = int(rng.integers(0, self.shift + 1))
             gain = _gain(rng, self.gain_db)
             negate = bool(rng.random() < 0.5)
             swap = bool(self.store.channels == 2 and rng.random() < 0.5)
-            plan.append((i, start, offset, gain, negate, swap))
+            if self.members is None:
+                plan.append((i, start, offset, gain, negate, swap))
+            else:
+                covered.update(self.members[i])
+                plan.append((i, start, offset, gain, negate, swap, self.members[i]))
         return plan
 
-    def render_example(self, plan: list[tuple[int, int, int, float, bool, bool]]) -> np.ndarray:
+    def render_example(self, plan: list[tuple | None]) -> np.ndarray:
         """The ``(4, channels, segment)`` sources a plan describes; their sum is the mixture."""
         sources = []
-        for i, start, offset, gain, negate, swap in plan:
+        for draw in plan:
+            if draw is None:
+                sources.append(np.zeros((self.store.channels, self.segment), dtype=np.float32))
+                continue
+            i, start, offset, gain, negate, swap = draw[:6]
             audio = self.store.render(i, start, self.segment + self.shift)
             audio = audio[:, offset : offset + self.segment] * gain
             if negate:
@@ -183,15 +218,28 @@ class SourceMixer(_Seeded):
             sources.append(audio)
         return np.stack(sources).astype(np.float32)
 
+    @staticmethod
+    def groups(plan: list[tuple | None]) -> np.ndarray:
+        """``(4, 4)`` 0/1 matrix of a plan with label sets: row ``k`` marks the classes whose estimates sum to
+        slot ``k``'s stem (the identity for one class per stem; a zero row for a slot an earlier stem covers)."""
+        groups = np.zeros((len(CLASSES), len(CLASSES)), dtype=np.float32)
+        for k, draw in enumerate(plan):
+            if draw is not None:
+                groups[k, list(draw[6])] = 1.0
+        return groups
+
     def plan(self, size: int) -> list:
         """The draws of a batch of ``size`` examples (advances the generator as :meth:`batch` does)."""
         return [self.plan_example() for _ in range(size)]
 
-    def render(self, plan: list) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(size, channels, segment)`` mixtures and ``(size, 4, channels, segment)`` sources of a planned batch."""
+    def render(self, plan: list) -> tuple[torch.Tensor, ...]:
+        """``(size, channels, segment)`` mixtures and ``(size, 4, channels, segment)`` sources of a planned batch;
+        with label sets also the ``(size, 4, 4)`` :meth:`groups`."""
         sources = torch.from_numpy(np.stack([self.render_example(p) for p in plan]))
-        return sources.sum(dim=1), sources
+        if self.members is None:
+            return sources.sum(dim=1), sources
+        return sources.sum(dim=1), sources, torch.from_numpy(np.stack([self.groups(p) for p in plan]))
 
-    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(size, channels, segment)`` mixtures and ``(size, 4, channels, segment)`` sources."""
+    def batch(self, size: int) -> tuple[torch.Tensor, ...]:
+        """``(size, channels, segment)`` mixtures and ``(size, 4, channels, segment)`` sources (and groups)."""
         return self.render(self.plan(size))

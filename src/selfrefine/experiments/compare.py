@@ -121,8 +121,6 @@ def parse_condition(text: str, params: Params, raw: dict | None = None) -> Condi
     """
     text = params.compare.aliases.get(text, text)
     table, *pairs = [part.strip() for part in text.split("@")]
-    if table not in params.label_tables():
-        raise UserError(f"unknown label table '{table}' in '{text}'; use any of {', '.join(params.label_tables())}")
     overrides = []
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -131,6 +129,7 @@ def parse_condition(text: str, params: Params, raw: dict | None = None) -> Condi
         if key in _OWN_KEYS:
             raise UserError(f"'{text}': compare sets {key} itself; name the table before '@' and use --seeds")
         overrides.append((key, value))
+    tables = params.label_tables()
     if raw is not None and overrides:
         data = copy.deepcopy(raw)
         for key, value in overrides:
@@ -139,9 +138,11 @@ def parse_condition(text: str, params: Params, raw: dict | None = None) -> Condi
                 nested = {part: nested}
             merge_into(data, nested)
         try:
-            parse_params(data, f"'{text}'")
+            tables = parse_params(data, f"'{text}'").label_tables()  # an override may add one (filter.models)
         except ParamsError as err:
             raise UserError(str(err)) from None
+    if table not in tables:
+        raise UserError(f"unknown label table '{table}' in '{text}'; use any of {', '.join(tables)}")
     return Condition(text, table, tuple(overrides))
 
 

@@ -16,9 +16,18 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
+import numpy as np
+
 from selfrefine import paths
 from selfrefine.config import Params
-from selfrefine.data.labels import LabelledStem, build_pools, format_labels, read_label_table, write_label_table
+from selfrefine.data.labels import (
+    LabelledStem,
+    build_pools,
+    format_labels,
+    read_label_table,
+    read_probabilities,
+    write_label_table,
+)
 from selfrefine.errors import UserError
 from selfrefine.outputs import write_json
 from selfrefine.stages.entry import main
@@ -26,11 +35,19 @@ from selfrefine.stages.entry import main
 log = logging.getLogger("selfrefine.stages.select")  # not __name__: run as __main__
 
 
-def selected(clean: list[LabelledStem], control: list[LabelledStem], policy: str) -> list[LabelledStem]:
-    """``clean``'s label sets on the stems that ``control``'s pools (``policy``) keep; no label on the others."""
+def selected(
+    clean: list[LabelledStem],
+    control: list[LabelledStem],
+    policy: str,
+    keep: float = 1.0,
+    probabilities: np.ndarray | None = None,
+) -> list[LabelledStem]:
+    """``clean``'s label sets on the stems that ``control``'s pools (``policy``, ranked to ``keep`` by the control's
+    ``probabilities``) keep; no label on the others."""
     if [(s.song, s.stem) for s in clean] != [(s.song, s.stem) for s in control]:
         raise UserError("data/labels: the clean and control tables list different stems; rerun dvc repro")
-    kept = {i for pool in build_pools(control, policy, list(range(len(control)))).values() for i in pool}
+    every = list(range(len(control)))
+    kept = {i for pool in build_pools(control, policy, every, keep, probabilities).values() for i in pool}
     return [s if i in kept else LabelledStem(s.song, s.stem, s.path, frozenset()) for i, s in enumerate(clean)]
 
 
@@ -40,7 +57,8 @@ def run(params: Params) -> None:
     clean_path, control_path = paths.label_table("clean"), paths.label_table(control_name)
     paths.require(clean_path, control_path)
     clean, control = read_label_table(clean_path), read_label_table(control_path)
-    table = selected(clean, control, params.separate.pool)
+    keep = params.separate.keep
+    table = selected(clean, control, params.separate.pool, keep, read_probabilities(control_path) if keep < 1 else None)
     every = list(range(len(table)))
     clean_pools = build_pools(clean, params.separate.pool, every)
     pools = build_pools(table, params.separate.pool, every)
@@ -51,6 +69,7 @@ def run(params: Params) -> None:
         {
             "control": control_name,
             "pool": params.separate.pool,
+            **({"keep": keep} if keep < 1 else {}),
             "stems": len(table),
             "pool_sizes": {c: len(v) for c, v in pools.items()},
             "clean_pool_sizes": {c: len(v) for c, v in clean_pools.items()},

@@ -4,29 +4,32 @@ from __future__ import annotations
 
 import logging
 
+from torch import nn
+
 from selfrefine import distributed, paths, plots
 from selfrefine.config import Params
-from selfrefine.data.labels import read_label_table
+from selfrefine.data.labels import read_label_table, read_probabilities
 from selfrefine.errors import UserError
 from selfrefine.models.checkpoints import save_checkpoint
 from selfrefine.models.registry import check_block, loss
 from selfrefine.outputs import atomic_dir, file_digest, write_json
 from selfrefine.stages.common import stem_store
 from selfrefine.stages.entry import main
-from selfrefine.training.loop import live_folder, train
+from selfrefine.training.loop import LoopResult, live_folder, train
 from selfrefine.training.separation import SeparatorTraining, model_kwargs
 
 log = logging.getLogger("selfrefine.stages.train")  # not __name__: run as __main__
 
 
-def run(params: Params, name: str) -> dict[str, float] | None:
-    """Train separator ``name``; write its checkpoint, curves and ``metrics/train/<name>.json``."""
+def fit(params: Params, name: str, labels: str, run_name: str) -> tuple[SeparatorTraining, nn.Module, LoopResult]:
+    """Train separator ``name`` on label table ``labels`` with ``separate``'s pools and seed (checkpoint and curves
+    under ``run_name``); also what stage ``filter@<name>`` trains its scorer with."""
     if name not in params.separators:
         raise UserError(f"separators.{name}: no such block in params.yaml; add one (model and train) for '{name}'")
     block = params.separators[name]
     check_block(name, block.model)
     loss(name, block.train.loss)
-    table = paths.label_table(params.separate.labels)
+    table = paths.label_table(labels)
     paths.require(table)
     stems = read_label_table(table)
     kwargs = model_kwargs(block.model, params.audio.sample_rate, params.audio.channels, block.train.segment_seconds)
@@ -42,12 +45,21 @@ def run(params: Params, name: str) -> dict[str, float] | None:
         seed,
         file_digest(table) + store.digest(),
         params.launch.num_workers,
+        params.separate.keep,
+        read_probabilities(table) if params.separate.keep < 1 else None,
     )
-    run_name = f"train_{name}"
     with live_folder(paths.curves(run_name)) as live_dir:
         model, result = train(task, seed, paths.CHECKPOINTS / f"{run_name}.pt", live_dir)
+    return task, model, result
+
+
+def run(params: Params, name: str) -> dict[str, float] | None:
+    """Train separator ``name``; write its checkpoint, curves and ``metrics/train/<name>.json``."""
+    task, model, result = fit(params, name, params.separate.labels, f"train_{name}")
     if not distributed.is_main():
         return None  # rank 0 writes the outputs
+    block, kwargs = params.separators[name], task.kwargs
+    seed = params.seed if params.separate.seed is None else params.separate.seed
     pools = task.pool_sizes()
     model_path, figure = paths.separator_model(name), paths.training_plot(name)
     with atomic_dir(model_path.parent) as folder:  # declared folders: no temporary file is ever seen in them

@@ -45,7 +45,7 @@ class BatchSource(Protocol):
 
     def plan(self, size: int) -> Any: ...
 
-    def render(self, plan: Any) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def render(self, plan: Any) -> tuple[torch.Tensor, ...]: ...
 
     def state_dict(self) -> dict: ...
 
@@ -121,8 +121,8 @@ class Task(Protocol):
         """A fresh model (called after seeding)."""
         ...
 
-    def loss(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """The scalar training loss of a batch."""
+    def loss(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
+        """The scalar training loss of a batch (``extra``: any further tensors the batch source renders)."""
         ...
 
     # optional: ``begin_step(step)``, called with the 0-based step before its batch's loss (resumes included)
@@ -180,8 +180,8 @@ class _Step(nn.Module):
         super().__init__()
         self.model, self.loss = model, loss
 
-    def forward(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return self.loss(self.model, inputs, targets)
+    def forward(self, inputs: torch.Tensor, *targets: torch.Tensor) -> torch.Tensor:
+        return self.loss(self.model, inputs, *targets)
 
 
 def _fit(model: nn.Module, task: Task, checkpoint: Path, run_id: str, live: Live | None) -> LoopResult:
@@ -233,9 +233,9 @@ def _fit(model: nn.Module, task: Task, checkpoint: Path, run_id: str, live: Live
             model.train()
             if begin_step is not None:
                 begin_step(step)
-            inputs, targets = (t.to(dev, non_blocking=True) for t in stream.next())
+            inputs, *targets = (t.to(dev, non_blocking=True) for t in stream.next())
             with autocast(config.precision, dev.type):
-                loss = step_fn(inputs, targets)
+                loss = step_fn(inputs, *targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:

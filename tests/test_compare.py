@@ -224,7 +224,9 @@ def test_without_noisy_runs_there_is_nothing_to_set_against(tmp_path: Path, monk
         tabulate(load_params(ROOT / "params.yaml"))
 
 
-@pytest.mark.parametrize("kept", ["metrics/compare", "metrics/compare-separator-seeds", "metrics/worlds/sampled"])
+@pytest.mark.parametrize(
+    "kept", ["metrics/compare", "metrics/compare-separator-seeds", "metrics/compare-pools", "metrics/worlds/sampled"]
+)
 def test_the_committed_intervals_are_recomputed_from_the_committed_per_song_scores(
     tmp_path: Path, monkeypatch, kept: str
 ) -> None:

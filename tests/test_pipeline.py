@@ -235,7 +235,10 @@ def test_filtering_is_a_stage_only_when_asked_and_its_table_trains_the_separator
     assert _ran(proc) == {"validate", "filter@demucs", "train@demucs", "evaluate@demucs", "summarize"}
     metrics = _metrics(repo)
     assert metrics["metrics/filter/demucs.json"]["removed"] == 0
-    assert metrics["metrics/filter/demucs.json"]["pool_sizes"] == metrics["metrics/train/demucs.json"]["pools"]
+    filtered = metrics["metrics/filter/demucs.json"]
+    assert filtered["pool_sizes"] == filtered["pool_sizes_before"], "nothing left out: every song's stems pooled"
+    trained = metrics["metrics/train/demucs.json"]["pools"]
+    assert all(0 < trained[c] < filtered["pool_sizes"][c] for c in trained), "training pools: less the held-out songs"
     assert metrics["metrics/train/demucs.json"]["labels"] == "filtered_demucs"
     with open(repo / "data/labels/filtered_demucs.csv") as f:
         rows = list(csv.DictReader(f))

@@ -4,6 +4,7 @@ separators' noisy-label validation said.
     python benchmarks/pools.py                                    # -> results/pools.json
     python benchmarks/pools.py --folder metrics/compare-pools --against refined_2
     python benchmarks/pools.py --doc docs/results.md              # also its section between <!-- pools:... -->
+    python benchmarks/pools.py --base noisy/seed0=val-noisy-s0    # pair noisy+truncation's validation with noisy
 
 Two parts, per separator:
 
@@ -14,12 +15,12 @@ Two parts, per separator:
 - *Validation* (the evidence a default is chosen on; no clean label is read): each kept experiment's
   ``metrics/train/<model>.json`` (from DVC's cache, so the experiments must be in this repository). A
   separator's validation examples are mixed from the held-out songs' ``single`` pools of its training table and
-  are never ranked (:mod:`selfrefine.training.separation`), so for one seed the options on one table
-  (``refined_2`` with another ``separate.pool`` or ``separate.keep``) are scored on the same examples; they are
-  set against ``--rerun`` (the table itself, run in the same batch) or, without it, against the committed run of
-  ``--against`` (``metrics/train/<model>.json`` of the workspace: the pipeline's own seed only). A table with other stems labelled
-  (``filtered_<model>``) validates on its own held-out stems and is listed, not set against it. Pool sizes come
-  from the same reports.
+  are never ranked or truncated (:mod:`selfrefine.training.separation`), so for one seed a condition that only
+  sets ``separate.pool``, ``separate.keep`` or ``separators.*`` is scored on its table's own examples; it is set
+  against that table's run of the same seed: in the batch, ``--rerun``, ``--base TABLE/seedS=EXPERIMENT`` (runs
+  made for it) or the committed run of ``--against`` (the workspace's ``metrics/train/<model>.json``: the
+  pipeline's own seed only). A condition that changes the labels (``refine.*``, ``filtered_<model>``) validates
+  on other examples and is listed, not paired. Pool sizes come from the same reports.
 """
 
 from __future__ import annotations
@@ -85,6 +86,8 @@ def markdown(result: dict, aliases: dict[str, str]) -> str:
         "(bass/drums/other/vocals) of seed 0.",
         "",
     ]
+    if result.get("bases"):
+        lines += ["Validation bases (`--base`): " + ", ".join(f"{k}={v}" for k, v in result["bases"].items()) + ".", ""]
     for model, part in result["models"].items():
         contrasts = {c["contrast"]: c for c in part["test"]}
         lines += [
@@ -122,6 +125,24 @@ def markdown(result: dict, aliases: dict[str, str]) -> str:
                     f"{f['wrong_before']} wrongly labelled stems (the generator's truth; analysis only)."
                 )
         lines.append("")
+    if result.get("rounds"):
+        lines += [
+            "**Rounds** (labels right against the generator's truth, and clean-test exact match of the classifiers;",
+            "per seed, every experiment of one seed and way of relabelling agreeing):",
+            "",
+            "| relabelling | seed | labels right: round 1 → round 2 | round 2 − round 1 | exact match: iteration 2 / clean-trained "
+            "| gap (points) | widest per-class gap (points) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for way, by_seed in result["rounds"].items():
+            for seed, r in by_seed.items():
+                lines.append(
+                    f"| {way} | {seed} | {100 * r['round_1']:.1f} % → {100 * r['round_2']:.1f} % "
+                    f"| {100 * (r['round_2'] - r['round_1']):+.1f} | {100 * r['exact_2']:.1f} / {100 * r['exact_clean']:.1f} % "
+                    f"| {100 * (r['exact_clean'] - r['exact_2']):.1f} "
+                    f"| {r['widest_gap']['what']} {r['widest_gap']['points']:.1f} |"
+                )
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -140,12 +161,26 @@ def committed(model: str, against: str) -> dict[int, dict]:
     return {params.seed: json.loads(path.read_text())}
 
 
-def validation(experiments: dict[str, str], model: str, rerun: str, against: str) -> dict:
-    """Per condition: mean validation SDR, pool sizes per seed, and the paired difference from ``rerun`` (that
-    table run in the batch) or, where the batch has no such run, from the committed run of ``against``."""
+SAME_EXAMPLES = ("separate.pool=", "separate.keep=", "separators.")
+"""Overrides that leave a table's validation examples as they are (its held-out songs' unranked single pools):
+a condition made only of these is set against its table's own run of the same seed."""
+
+
+def pairs_with_table(condition: str) -> bool:
+    """Whether ``condition``'s validation examples are its table's own (every override in :data:`SAME_EXAMPLES`)."""
+    overrides = condition.split("@")[1:]
+    return bool(overrides) and all(o.startswith(SAME_EXAMPLES) for o in overrides)
+
+
+def validation(experiments: dict[str, str], model: str, rerun: str, against: str, bases: dict[str, str]) -> dict:
+    """Per condition: mean validation SDR, pool sizes per seed, and, where its validation examples are its table's
+    own (:func:`pairs_with_table`), the paired difference from that table's run of the same seed: ``rerun`` (run in
+    the batch), ``bases`` (``{"<table>/seed<s>": experiment}``, runs made for this) or the committed run of
+    ``against``. A condition that changes the labels themselves (e.g. ``refine.*``) validates on other examples
+    and is listed, not paired."""
     revs = experiment_revs()
     runs: dict[str, dict[int, dict]] = {}
-    for key, name in experiments.items():
+    for key, name in {**experiments, **{f"base:{k}": v for k, v in bases.items()}}.items():
         condition, seed = key.rsplit("/seed", 1)
         if name not in revs:
             continue
@@ -158,20 +193,23 @@ def validation(experiments: dict[str, str], model: str, rerun: str, against: str
                 k: kept[k] for k in ("threshold_db", "removed", "removed_wrong", "wrong_before") if k in kept
             }
         runs.setdefault(condition, {})[int(seed)] = report
-    base = runs.get(rerun) or committed(model, against)
+    own = {c.removeprefix("base:"): r for c, r in runs.items() if "@" not in c}  # each plain table's runs
+    own.setdefault(against, {}).update({s: r for s, r in committed(model, against).items() if s not in own[against]})
+    if rerun in runs:
+        own[against] = {**own[against], **runs[rerun]}
     out = {}
     for condition, by_seed in sorted(runs.items()):
+        if condition.startswith("base:"):
+            continue
         row: dict = {"runs": len(by_seed), "labels": next(iter(by_seed.values()))["labels"]}
         row["val_sdr"] = round(float(np.mean([r["val_sdr"] for r in by_seed.values()])), 4)
-        paired = [
-            by_seed[s]["val_sdr"] - base[s]["val_sdr"]
-            for s in sorted(by_seed)
-            if s in base and condition != rerun and by_seed[s]["labels"] == base[s]["labels"]
-        ]
-        if paired:
+        base = own.get(condition.split("@")[0], {}) if pairs_with_table(condition) and condition != rerun else {}
+        seeds = [s for s in sorted(by_seed) if s in base and by_seed[s]["labels"] == base[s]["labels"]]
+        if seeds:
+            paired = [by_seed[s]["val_sdr"] - base[s]["val_sdr"] for s in seeds]
             row["minus_base"] = {
                 "mean": round(float(np.mean(paired)), 4),
-                "seeds": [s for s in sorted(by_seed) if s in base],
+                "seeds": seeds,
                 "per_seed": [round(x, 4) for x in paired],
             }
         row["pools"] = {str(s): r["pools"] for s, r in sorted(by_seed.items())}
@@ -181,18 +219,64 @@ def validation(experiments: dict[str, str], model: str, rerun: str, against: str
     return out
 
 
+def rounds(experiments: dict[str, str]) -> dict:
+    """Round 2 against round 1 and the iteration-2 classifier against the clean-trained one, per seed and per way
+    of relabelling in the batch (a condition's ``refine.*`` overrides; none: the default), from each experiment's
+    ``metrics/refine/2.json`` and ``metrics/classifier/{2,clean}.json``. Every experiment of one way and seed ran
+    the same refinement; their agreement is checked (the refinement is deterministic on CPU)."""
+    revs = experiment_revs()
+    out: dict[str, dict[str, dict]] = {}
+    for key, name in experiments.items():
+        condition, seed = key.rsplit("/seed", 1)
+        if name not in revs:
+            continue
+        way = "@".join(o for o in condition.split("@")[1:] if o.startswith("refine.")) or "relabel"
+        refine = json.loads(output(revs[name], Path("metrics/refine/2.json")))
+        test = {
+            k: json.loads(output(revs[name], Path(f"metrics/classifier/{k}.json")))["test_clean_mixtures"]
+            for k in ("2", "clean")
+        }
+        gaps = {  # where the iteration-2 classifier falls behind the clean-trained one most
+            f"{c} {m}": test["clean"]["per_class"][c][m] - test["2"]["per_class"][c][m]
+            for c in CLASSES
+            for m in ("precision", "recall")
+        }
+        worst = max(gaps, key=gaps.get)
+        row = {
+            "round_1": refine["label_accuracy_input"],
+            "round_2": refine["label_accuracy_refined"],
+            "exact_2": test["2"]["exact_match"],
+            "exact_clean": test["clean"]["exact_match"],
+            "widest_gap": {"what": worst, "points": round(100 * gaps[worst], 1)},
+        }
+        before = out.setdefault(way, {}).setdefault(seed, row)
+        if before != row:
+            raise SystemExit(
+                f"{name}: seed {seed}'s refinement ({way}) differs from another experiment's: {row} {before}"
+            )
+    return {way: dict(sorted(by_seed.items())) for way, by_seed in sorted(out.items())}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--folder", default="metrics/compare-pools")
     parser.add_argument("--against", default="refined_2", help="the table the options change")
     parser.add_argument("--rerun", default="refined_2@separate.keep=1.0", help="that table run in the same batch")
     parser.add_argument("--models", default="demucs,xumx")
+    parser.add_argument(
+        "--base",
+        action="append",
+        default=[],
+        metavar="TABLE/seedS=EXPERIMENT",
+        help="a plain table's run of one seed made for validation pairing (repeatable)",
+    )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "pools.json"))
     parser.add_argument("--doc", help="also write the section <!-- pools:start/end --> of this document")
     args = parser.parse_args()
     folder = Path(args.folder)
     experiments = json.loads((folder / "batch.json").read_text())["experiments"]
-    result: dict = {"folder": args.folder, "against": args.against, "models": {}}
+    bases = dict(b.split("=", 1) for b in args.base)
+    result: dict = {"folder": args.folder, "against": args.against, "bases": bases, "models": {}}
     for model in args.models.split(","):
         rows = read_csv(folder / f"{model}.csv")
         labels = list(dict.fromkeys(r["labels"] for r in rows))
@@ -200,8 +284,9 @@ def main() -> None:
             "seeds": sorted({int(r["seed"]) for r in rows}),
             "conditions": {t: _rounded(mean_interval(song_matrix(rows, t)[0])) for t in labels},
             "test": test_contrasts(rows, args.against),
-            "validation": validation(experiments, model, args.rerun, args.against),
+            "validation": validation(experiments, model, args.rerun, args.against, bases),
         }
+    result["rounds"] = rounds(experiments)
     result["machine"] = machine_info()
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     if args.doc:

@@ -291,3 +291,17 @@ def test_the_committed_pools_results_and_their_section_are_those_of_the_kept_sco
         assert bench.test_contrasts(rows, result["against"]) == part["test"], f"{model}: contrasts of other scores"
     section = (ROOT / "docs/results.md").read_text().split("<!-- pools:start -->\n")[1].split("<!-- pools:end -->")[0]
     assert section == bench.markdown(result, dict(load_params(ROOT / "params.yaml").compare.aliases))
+
+
+def test_only_options_that_keep_a_tables_validation_examples_are_paired_with_its_run() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("pools_benchmark", ROOT / "benchmarks" / "pools.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.pairs_with_table("refined_2@separate.keep=0.8")
+    assert bench.pairs_with_table("noisy@separators.demucs.train.truncate_quantile=0.8@separate.pool=partial")
+    assert not bench.pairs_with_table("refined_2"), "the table's own run"
+    assert not bench.pairs_with_table("refined_2@refine.later_rounds=average"), "other labels, other examples"
+    assert not bench.pairs_with_table("filtered_demucs@filter.models=[demucs]")
+    assert not bench.pairs_with_table("refined_2@separate.keep=0.8@refine.threshold=0.9")

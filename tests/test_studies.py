@@ -181,16 +181,20 @@ def test_tabulate_names_what_is_missing(tmp_path: Path, monkeypatch, params) -> 
 REQUIRED = ["metrics/separation/demucs.json"]
 
 
-def _fake_queue(monkeypatch, state: dict, finished: set, on_start=None, logs: dict | None = None) -> list:
+def _fake_queue(
+    monkeypatch, state: dict, finished: set, on_start=None, logs: dict | None = None, workers: list | None = None
+) -> list:
     """A stand-in for the dvc commands run_batch uses: ``state`` is each experiment's queue status, ``finished``
-    the experiments ``dvc exp show`` lists as done, ``on_start`` what ``dvc queue start`` does. Returns the calls."""
+    the experiments ``dvc exp show`` lists as done, ``on_start`` what ``dvc queue start`` does, ``workers`` (one
+    item: how many are alive) the status's worker line. Returns the calls."""
     done = {"metrics": {REQUIRED[0]: {}}, "timestamp": "2026-01-01T00:00:00"}
     calls = []
 
     def dvc(*args):
         calls.append(args)
         if args == ("queue", "status"):
-            return "".join(f"x  {exp}  {word}\n" for exp, word in state.items())
+            tail = f"\nWorker status: {workers[0]} active, 0 idle\n" if workers else ""
+            return "".join(f"x  {exp}  {word}\n" for exp, word in state.items()) + tail
         if args[:2] == ("exp", "show"):
             return json.dumps([{"rev": "r-" + exp, "name": exp, "data": done} for exp in sorted(finished)])
         if args[:2] == ("exp", "run"):
@@ -330,3 +334,29 @@ def test_a_resumed_batch_keeps_the_workers_it_was_started_with() -> None:
     again = experiments.batch_times(found, queued, 1, {**first, "cpus": 16})
     assert (again["jobs"], again["cpus"]) == (2, 16), "the resume, run with 1 worker, keeps the batch's 2"
     assert experiments.batch_times(found, queued, 1, {"minutes": 60.0})["jobs"] == 1, "a record with no workers"
+
+
+def test_a_worker_that_exits_with_work_queued_is_started_again_while_another_still_runs(monkeypatch) -> None:
+    state = {"e-1": "Running", "e-2": "Running", "e-3": "Queued"}
+    workers = [2]
+    finished: set = set()
+
+    def poll():  # e-1 finishes and its worker exits (as DVC's do when kombu's file broker trips); e-2 runs on
+        if state["e-1"] == "Running":
+            state["e-1"], workers[0] = "Success", 1
+            finished.add("e-1")
+        elif workers[0] == 2 and state["e-3"] == "Queued":
+            state["e-3"] = "Running"
+        else:
+            state.update({e: "Success" for e in state})
+            finished.update(state)
+
+    calls = _fake_queue(monkeypatch, state, finished, on_start=lambda: workers.__setitem__(0, 2), workers=workers)
+    monkeypatch.setattr(experiments.time, "sleep", lambda s: poll())
+    names = {k: f"e-{k}" for k in (1, 2, 3)}
+    found = experiments.run_batch(names, {k: [] for k in names}, REQUIRED, 2, "RESUME")
+    assert set(found) == {1, 2, 3}
+    starts = [c for c in calls if c[:2] == ("queue", "start")]
+    assert starts == [("queue", "start", "-j", "2")] * 2, "the first start, and one for the worker that left"
+    assert experiments.active_workers("x\nWorker status: 1 active, 1 idle\n") == 2
+    assert experiments.active_workers("no worker line") == 0

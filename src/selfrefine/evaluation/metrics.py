@@ -10,7 +10,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 
-import museval
 import numpy as np
 
 SDR_EPS = 1e-7
@@ -113,6 +112,8 @@ def bsseval_sdr(reference: np.ndarray, estimate: np.ndarray, sample_rate: int) -
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")
     if _any_source_silent(reference) or _any_source_silent(estimate):
         return np.full(reference.shape[0], np.nan)
+    import museval  # here, not at the top: its import (musdb, stempeg probing ffmpeg) costs a stage 1-2 s
+
     sdr, _isr, _sir, _sar = museval.evaluate(
         reference.transpose(0, 2, 1),
         estimate.transpose(0, 2, 1),

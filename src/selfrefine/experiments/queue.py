@@ -130,10 +130,17 @@ def stamp_time(stamp: str) -> datetime:
         ) from None
 
 
-def queue_status(names: Mapping[Hashable, str]) -> dict[Hashable, str]:
-    """Status word (Queued, Running, Success, Failed, ...) of each of our experiments in ``dvc queue status``."""
-    lines = dvc("queue", "status").splitlines()
+def queue_status(names: Mapping[Hashable, str], text: str | None = None) -> dict[Hashable, str]:
+    """Status word (Queued, Running, Success, Failed, ...) of each of our experiments in ``dvc queue status`` (its
+    output ``text``, asked for where not given)."""
+    lines = (dvc("queue", "status") if text is None else text).splitlines()
     return {key: line.split()[-1] for key, exp in names.items() for line in lines if exp in line.split()}
+
+
+def active_workers(text: str) -> int:
+    """The queue workers alive, from ``dvc queue status``'s last line (``Worker status: N active, M idle``)."""
+    found = re.search(r"Worker status: (\d+) active, (\d+) idle", text)
+    return int(found[1]) + int(found[2]) if found else 0
 
 
 def finished(names: Mapping[Hashable, str], required: list[str], status: Mapping[Hashable, str]) -> dict:
@@ -223,7 +230,8 @@ def run_batch(
     misses = 0
     while len(found) + len(refusals or {}) < len(names):
         time.sleep(poll_seconds)
-        status = queue_status(names)
+        text = dvc("queue", "status")
+        status = queue_status(names, text)
         _refused(names, status, refusals)
         failed = [names[key] for key, word in status.items() if word == "Failed" and key not in (refusals or {})]
         if failed and not any(word in ("Queued", "Running") for word in status.values()):
@@ -232,8 +240,10 @@ def run_batch(
                 + "\n".join(f"  {name}: {failure(name)} (`dvc queue logs {name}`)" for name in failed)
                 + f"\nFix the cause, then: {resume}"
             )
-        if any(word == "Queued" for word in status.values()) and "Running" not in status.values():
-            dvc("queue", "start", "-j", str(jobs))  # the workers can exit with work left in the queue
+        if any(word == "Queued" for word in status.values()) and active_workers(text) < jobs:
+            # a worker can exit with work left in the queue (e.g. kombu's file broker reading a message while
+            # another `dvc exp run --queue` writes it); start the missing ones, not only when none is left
+            dvc("queue", "start", "-j", str(jobs))
         try:
             found = finished(names, required, status)
             misses = 0

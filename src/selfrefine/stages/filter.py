@@ -15,7 +15,7 @@ import numpy as np
 
 from selfrefine import distributed, paths, plots
 from selfrefine.config import Params
-from selfrefine.data.labels import build_pools, parse_labels, read_label_table, write_label_table
+from selfrefine.data.labels import build_pools, parse_labels, write_label_table
 from selfrefine.filtering import filter_scores, filtered, stem_scores
 from selfrefine.outputs import atomic_dir, read_csv, write_json
 from selfrefine.stages.entry import main
@@ -30,7 +30,7 @@ def run(params: Params, name: str) -> dict[str, float] | None:
     task, model, result = fit(params, name, source, f"filter_{name}")
     if not distributed.is_main():
         return None
-    stems = read_label_table(paths.label_table(source))
+    stems = task.stems  # the table fit read
     scores = stem_scores(model, task.store, stems, params.evaluate.overlap)
     threshold = params.filter.threshold_db
     table = filtered(stems, scores, threshold)

@@ -167,7 +167,7 @@ class SeparatorTraining:
     ) -> None:
         tp = train_params
         self.name = f"train-{name}"
-        self.separator, self.kwargs, self.store = name, kwargs, store
+        self.separator, self.kwargs, self.store, self.stems = name, kwargs, store, list(stems)
         self.loss_fn, self.loss_name = loss(name, tp.loss), tp.loss
         self.truncate, self.truncate_from, self.step = tp.truncate_quantile, int(tp.truncate_after * tp.steps), 0
         train_idx, val_idx = split_songs(stems, tp.val_fraction, seed, f"{name}.train.val_fraction")

@@ -17,9 +17,9 @@ Two parts, per separator:
   separator's validation examples are mixed from the held-out songs' ``single`` pools of its training table and
   are never ranked or truncated (:mod:`selfrefine.training.separation`), so for one seed a condition that only
   sets ``separate.pool``, ``separate.keep`` or ``separators.*`` is scored on its table's own examples; it is set
-  against that table's run of the same seed: in the batch, ``--rerun``, ``--base TABLE/seedS=EXPERIMENT`` (runs
-  made for it) or the committed run of ``--against`` (the workspace's ``metrics/train/<model>.json``: the
-  pipeline's own seed only). A condition that changes the labels (``refine.*``, ``filtered_<model>``) validates
+  against that table's run of the same seed: in the batch, ``--base TABLE/seedS=EXPERIMENT`` (runs made for it)
+  or the committed run of ``--against`` (the workspace's ``metrics/train/<model>.json``: the pipeline's own
+  seed only). A condition that changes the labels (``refine.*``, ``filtered_<model>``) validates
   on other examples and is listed, not paired. Pool sizes come from the same reports.
 """
 
@@ -102,7 +102,7 @@ def markdown(result: dict, aliases: dict[str, str]) -> str:
             noisy = contrasts.get(f"{condition} - noisy")
             val = part["validation"].get(condition, {})
             pools = val.get("pools", {}).get("0")
-            rerun = val.get("minus_base")
+            paired = val.get("minus_base")
             cells = [
                 name.get(condition, condition),
                 _ci(value),
@@ -110,8 +110,8 @@ def markdown(result: dict, aliases: dict[str, str]) -> str:
                 f"{minus['p_holm']:.3f}" if minus else "",
                 _ci(noisy["global"]) if noisy else "",
                 f"{val['val_sdr']:.2f}" if val else "",
-                f"{rerun['mean']:+.3f} (seeds {', '.join(map(str, rerun['seeds']))}: {', '.join(f'{x:+.2f}' for x in rerun['per_seed'])})"
-                if rerun
+                f"{paired['mean']:+.3f} (seeds {', '.join(map(str, paired['seeds']))}: {', '.join(f'{x:+.2f}' for x in paired['per_seed'])})"
+                if paired
                 else "",
                 "/".join(str(pools[c]) for c in CLASSES) if pools else "",
             ]
@@ -172,10 +172,10 @@ def pairs_with_table(condition: str) -> bool:
     return bool(overrides) and all(o.startswith(SAME_EXAMPLES) for o in overrides)
 
 
-def validation(experiments: dict[str, str], model: str, rerun: str, against: str, bases: dict[str, str]) -> dict:
+def validation(experiments: dict[str, str], model: str, against: str, bases: dict[str, str]) -> dict:
     """Per condition: mean validation SDR, pool sizes per seed, and, where its validation examples are its table's
-    own (:func:`pairs_with_table`), the paired difference from that table's run of the same seed: ``rerun`` (run in
-    the batch), ``bases`` (``{"<table>/seed<s>": experiment}``, runs made for this) or the committed run of
+    own (:func:`pairs_with_table`), the paired difference from that table's run of the same seed: the plain table
+    run in the batch, ``bases`` (``{"<table>/seed<s>": experiment}``, runs made for this) or the committed run of
     ``against``. A condition that changes the labels themselves (e.g. ``refine.*``) validates on other examples
     and is listed, not paired."""
     revs = experiment_revs()
@@ -195,15 +195,13 @@ def validation(experiments: dict[str, str], model: str, rerun: str, against: str
         runs.setdefault(condition, {})[int(seed)] = report
     own = {c.removeprefix("base:"): r for c, r in runs.items() if "@" not in c}  # each plain table's runs
     own.setdefault(against, {}).update({s: r for s, r in committed(model, against).items() if s not in own[against]})
-    if rerun in runs:
-        own[against] = {**own[against], **runs[rerun]}
     out = {}
     for condition, by_seed in sorted(runs.items()):
         if condition.startswith("base:"):
             continue
         row: dict = {"runs": len(by_seed), "labels": next(iter(by_seed.values()))["labels"]}
         row["val_sdr"] = round(float(np.mean([r["val_sdr"] for r in by_seed.values()])), 4)
-        base = own.get(condition.split("@")[0], {}) if pairs_with_table(condition) and condition != rerun else {}
+        base = own.get(condition.split("@")[0], {}) if pairs_with_table(condition) else {}
         seeds = [s for s in sorted(by_seed) if s in base and by_seed[s]["labels"] == base[s]["labels"]]
         if seeds:
             paired = [by_seed[s]["val_sdr"] - base[s]["val_sdr"] for s in seeds]
@@ -261,7 +259,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--folder", default="metrics/compare-pools")
     parser.add_argument("--against", default="refined_2", help="the table the options change")
-    parser.add_argument("--rerun", default="refined_2@separate.keep=1.0", help="that table run in the same batch")
     parser.add_argument("--models", default="demucs,xumx")
     parser.add_argument(
         "--base",
@@ -284,7 +281,7 @@ def main() -> None:
             "seeds": sorted({int(r["seed"]) for r in rows}),
             "conditions": {t: _rounded(mean_interval(song_matrix(rows, t)[0])) for t in labels},
             "test": test_contrasts(rows, args.against),
-            "validation": validation(experiments, model, args.rerun, args.against, bases),
+            "validation": validation(experiments, model, args.against, bases),
         }
     result["rounds"] = rounds(experiments)
     result["machine"] = machine_info()

@@ -358,5 +358,5 @@ def test_a_worker_that_exits_with_work_queued_is_started_again_while_another_sti
     assert set(found) == {1, 2, 3}
     starts = [c for c in calls if c[:2] == ("queue", "start")]
     assert starts == [("queue", "start", "-j", "2")] * 2, "the first start, and one for the worker that left"
-    assert experiments.active_workers("x\nWorker status: 1 active, 1 idle\n") == 2
-    assert experiments.active_workers("no worker line") == 0
+    assert experiments.live_workers("x\nWorker status: 1 active, 1 idle\n") == 2
+    assert experiments.live_workers("no worker line") == 0

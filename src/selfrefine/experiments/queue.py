@@ -137,8 +137,8 @@ def queue_status(names: Mapping[Hashable, str], text: str | None = None) -> dict
     return {key: line.split()[-1] for key, exp in names.items() for line in lines if exp in line.split()}
 
 
-def active_workers(text: str) -> int:
-    """The queue workers alive, from ``dvc queue status``'s last line (``Worker status: N active, M idle``)."""
+def live_workers(text: str) -> int:
+    """The queue workers alive (active or idle), from ``dvc queue status``'s last line (``Worker status: N active, M idle``)."""
     found = re.search(r"Worker status: (\d+) active, (\d+) idle", text)
     return int(found[1]) + int(found[2]) if found else 0
 
@@ -240,7 +240,7 @@ def run_batch(
                 + "\n".join(f"  {name}: {failure(name)} (`dvc queue logs {name}`)" for name in failed)
                 + f"\nFix the cause, then: {resume}"
             )
-        if any(word == "Queued" for word in status.values()) and active_workers(text) < jobs:
+        if any(word == "Queued" for word in status.values()) and live_workers(text) < jobs:
             # a worker can exit with work left in the queue (e.g. kombu's file broker reading a message while
             # another `dvc exp run --queue` writes it); start the missing ones, not only when none is left
             dvc("queue", "start", "-j", str(jobs))

@@ -275,7 +275,8 @@ def test_filter_params_name_what_they_filter(override: dict, message: str) -> No
     assert parse_params(ok).label_tables()[-1] == "filtered_demucs"
 
 
-def test_the_committed_pools_results_and_their_section_are_those_of_the_kept_scores() -> None:
+@pytest.mark.parametrize("name", ["pools.json", "pools-sampled.json"])
+def test_the_committed_pools_results_and_their_section_are_those_of_the_kept_scores(name: str) -> None:
     import importlib.util
     import json
 
@@ -285,11 +286,15 @@ def test_the_committed_pools_results_and_their_section_are_those_of_the_kept_sco
     spec = importlib.util.spec_from_file_location("pools_benchmark", ROOT / "benchmarks" / "pools.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    result = json.loads((ROOT / "benchmarks/results/pools.json").read_text())
+    result = json.loads((ROOT / "benchmarks/results" / name).read_text())
+    assert json.loads((ROOT / result["folder"] / "compare.json").read_text())["world"] == result["world"]
     for model, part in result["models"].items():
         rows = read_csv(ROOT / result["folder"] / f"{model}.csv")
         assert bench.test_contrasts(rows, result["against"]) == part["test"], f"{model}: contrasts of other scores"
-    section = (ROOT / "docs/results.md").read_text().split("<!-- pools:start -->\n")[1].split("<!-- pools:end -->")[0]
+    mark = result["section"]
+    section = (
+        (ROOT / "docs/results.md").read_text().split(f"<!-- {mark}:start -->\n")[1].split(f"<!-- {mark}:end -->")[0]
+    )
     assert section == bench.markdown(result, dict(load_params(ROOT / "params.yaml").compare.aliases))
 
 

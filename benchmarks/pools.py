@@ -21,9 +21,10 @@ Two parts, per separator:
   sets ``separate.pool``, ``separate.keep`` or ``separators.*`` is scored on its table's own examples; it is set
   against that table's run of the same seed: in the batch, ``--base TABLE/seedS=EXPERIMENT`` (runs made for it)
   or the committed run of ``--against`` (the workspace's ``metrics/train/<model>.json``: the pipeline's own
-  seed only, and only where the folder's world is the workspace's). A condition that changes the labels (``refine.*``, ``filtered_<model>``) validates
-  on other examples and is listed, not paired. Pool sizes come from the same reports.
-"""
+  seed only, and only where the folder's world is the workspace's). A condition that changes the labels
+  (``refine.*``, ``filtered_<model>``) validates on other examples and is listed, not paired. Pool sizes come
+  from the same reports. ``--section`` names the section of ``--doc``: one per world's batch (``pools``,
+  ``pools-sampled``)."""
 
 from __future__ import annotations
 

@@ -288,10 +288,11 @@ def main() -> None:
     bases = dict(b.split("=", 1) for b in args.base)
     out = Path(args.out).resolve()
     out = out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out
-    command = " ".join(
-        ["python benchmarks/pools.py", *(f"--{k} {v}" for k, v in [("folder", args.folder), ("section", args.section),
-                                                                 ("out", out), ("doc", args.doc)] if v)]
-    )  # fmt: skip
+    given = [("folder", args.folder), ("against", args.against), ("models", args.models), ("section", args.section),
+             ("out", out), ("doc", args.doc)]  # fmt: skip
+    quiet = {"against", "models"}  # named only where they differ from their default
+    flags = [f"--{k} {v}" for k, v in given if v and not (k in quiet and v == parser.get_default(k))]
+    command = " ".join(["python benchmarks/pools.py", *flags])
     result: dict = {
         "folder": args.folder,
         "world": world,

@@ -245,6 +245,12 @@ def test_filtering_is_a_stage_only_when_asked_and_its_table_trains_the_separator
     assert all(r["filter_sdr"] for r in rows if r["labels"]), "every labelled stem is scored"
     assert (repo / "plots/filter/demucs/scores.png").is_file()
     assert _run(repo, "dvc", "status").stdout.strip().endswith("up to date.")
+    _set_params(repo, filter={"threshold_db": 1000.0})  # every stem scores below: every pool would be empty
+    proc = _run(repo, "dvc", "repro", "filter@demucs", ok=False)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode != 0 and len(errors) == 1, proc.stderr[-2000:]
+    assert "no bass stem scores filter.threshold_db=1000 dB or more" in errors[0] and "at most" in errors[0]
+    assert not (repo / "data/labels/filtered_demucs.csv").exists(), "no table that would empty a pool"
 
 
 def test_out_of_fold_refinement_gives_each_song_to_the_member_that_never_trained_on_it(repo: Path) -> None:

@@ -257,6 +257,24 @@ def test_the_filter_leaves_out_the_stems_the_separator_puts_elsewhere(tmp_path: 
     assert summary["label_accuracy_before"] == 0.5 and summary["label_accuracy_after"] == pytest.approx(2 / 3)
 
 
+def test_a_filter_that_empties_a_pool_is_refused_with_the_threshold_that_would_keep_one() -> None:
+    from selfrefine.data.labels import build_pools
+    from selfrefine.errors import UserError
+    from selfrefine.filtering import check_pools, filtered
+
+    stems = [LabelledStem(f"s{i}", "x", f"{i}.wav", frozenset({c})) for i, c in enumerate(["bass", "drums", "drums"])]
+    scores = np.array([4.0, 0.837, -2.0])
+    every = list(range(len(stems)))
+    before = build_pools(stems, "single", every)
+    check_pools(before, build_pools(filtered(stems, scores, 0.8), "single", every), scores, 0.8, "filter@demucs")
+    after = build_pools(filtered(stems, scores, 1.0), "single", every)
+    assert after["bass"] == [0] and after["drums"] == []
+    with pytest.raises(
+        UserError, match=r"no drums stem scores filter.threshold_db=1 dB .*best: 0.84 dB.* at most 0.83"
+    ):
+        check_pools(before, after, scores, 1.0, "filter@demucs")
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [

@@ -19,6 +19,7 @@ from torch import nn
 from selfrefine import CLASSES
 from selfrefine.data.labels import LabelledStem
 from selfrefine.data.stems import StemStore
+from selfrefine.errors import UserError
 from selfrefine.evaluation.metrics import global_sdr
 from selfrefine.evaluation.separation import separate
 
@@ -48,6 +49,23 @@ def filtered(stems: list[LabelledStem], scores: np.ndarray, threshold_db: float)
         LabelledStem(s.song, s.stem, s.path, frozenset()) if score < threshold_db else s
         for s, score in zip(stems, scores, strict=True)
     ]
+
+
+def check_pools(
+    before: dict[str, list[int]], after: dict[str, list[int]], scores: np.ndarray, threshold_db: float, where: str
+) -> None:
+    """Refuse a filter that empties a class's pool (``before`` and ``after``: :func:`build_pools` of the table and
+    of its filtered version): the separators could not train. The threshold is in absolute dB, and a scorer whose
+    estimate of a class is weak scores every stem of that class low."""
+    for c, pool in before.items():
+        if pool and not after.get(c):
+            best = float(np.nanmax(scores[pool]))  # unscored stems keep their labels: every one here was scored
+            most = np.floor(best * 100) / 100
+            raise UserError(
+                f"{where}: no {c} stem scores filter.threshold_db={threshold_db:g} dB or more (its {len(pool)} stems' best: {best:.2f} "
+                f"dB), so the {c} pool would be empty; set filter.threshold_db to at most {most:.2f} or train the "
+                "scorer longer"
+            )
 
 
 def filter_scores(before: list[LabelledStem], after: list[LabelledStem], truth: list[frozenset[str]]) -> dict:

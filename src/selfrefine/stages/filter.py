@@ -16,7 +16,7 @@ import numpy as np
 from selfrefine import distributed, paths, plots
 from selfrefine.config import Params
 from selfrefine.data.labels import build_pools, parse_labels, write_label_table
-from selfrefine.filtering import filter_scores, filtered, stem_scores
+from selfrefine.filtering import check_pools, filter_scores, filtered, stem_scores
 from selfrefine.outputs import atomic_dir, read_csv, write_json
 from selfrefine.stages.entry import main
 from selfrefine.stages.train import fit
@@ -39,6 +39,7 @@ def run(params: Params, name: str) -> dict[str, float] | None:
     every = list(range(len(stems)))
     pools_before = build_pools(stems, params.separate.pool, every)
     pools_after = build_pools(table, params.separate.pool, every)
+    check_pools(pools_before, pools_after, scores, threshold, f"filter@{name} ({paths.label_table(source)})")
     summary = {
         "labels": source,
         "threshold_db": threshold,

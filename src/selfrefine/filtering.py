@@ -62,9 +62,9 @@ def check_pools(
             best = float(np.nanmax(scores[pool]))  # unscored stems keep their labels: every one here was scored
             most = np.floor(best * 100) / 100
             raise UserError(
-                f"{where}: no {c} stem scores filter.threshold_db={threshold_db:g} dB or more (its {len(pool)} stems' best: {best:.2f} "
-                f"dB), so the {c} pool would be empty; set filter.threshold_db to at most {most:.2f} or train the "
-                "scorer longer"
+                f"{where}: no {c} stem scores filter.threshold_db={threshold_db:g} dB or more (its {len(pool)} "
+                f"stems' best: {best:.2f} dB), so the {c} pool would be empty; set filter.threshold_db to at most "
+                f"{most:.2f} or train the scorer longer"
             )
 
 
